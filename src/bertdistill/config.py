@@ -1,0 +1,188 @@
+"""Typed run configuration, read from TOML and validated once at the boundary.
+
+Every section rejects unknown keys, so a typo (`teacher.epoch`) is an error that names the key instead of a
+silently ignored setting. Command-line overrides use the same dotted keys (`teacher.epochs=1`).
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import BertdistillError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    """Where the labelled texts are and how to read them."""
+
+    format: Literal["tweeteval", "csv", "tsv", "jsonl", "hf"] = "tweeteval"
+    path: str = Field(description="file or folder, relative to the data dir unless absolute; hub name for hf")
+    data_dir: str | None = None
+    download_url: str | None = None
+    text_column: str = "text"
+    label_column: str | None = "label"
+    label_columns: list[str] | None = None  # several 0/1 columns: a multilabel task
+    label_names: list[str] | None = None  # names for integer labels 0..k-1
+    train_file: str | None = None
+    val_file: str | None = None
+    test_file: str | None = None
+    hf_config: str | None = None
+    hf_splits: dict[str, str] = {"train": "train", "val": "validation", "test": "test"}
+    val_size: float = Field(0.1, gt=0, lt=1)
+    test_size: float = Field(0.2, gt=0, lt=1)
+    seed: int = 13
+    max_train: int | None = Field(None, gt=1)  # seeded stratified subsample, for quick runs
+    max_eval: int | None = Field(None, gt=1)  # same for val and test
+    metric: Literal["macro_f1", "mean_roc_auc", "class_f1"] | None = None
+    metric_classes: list[str] | None = None  # for class_f1: mean F1 of these classes (irony, stance)
+
+    @model_validator(mode="after")
+    def _metric_classes_given(self) -> "DataConfig":
+        if self.metric == "class_f1" and not self.metric_classes:
+            raise ValueError("metric = 'class_f1' needs metric_classes, e.g. ['irony']")
+        if self.label_columns is not None and len(self.label_columns) < 2:
+            raise ValueError("label_columns needs at least two columns (use label_column for one)")
+        return self
+
+
+class TeacherConfig(_Section):
+    """Fine-tuning of the BERT teacher (or reuse of one already fine-tuned)."""
+
+    backbone: str = "minilm"  # 'minilm' = the offline all-MiniLM-L6-v2; else a hub name or a local folder
+    reuse: str | None = None  # folder of a teacher fine-tuned earlier by bertdistill: skip training
+    max_length: int = Field(128, ge=8, le=4096)
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(5e-5, gt=0)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    label_batch_size: int = Field(128, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    seed: int = 13
+
+
+class TfidfConfig(_Section):
+    """Word and character n-gram TF-IDF features shared by the linear students."""
+
+    word_ngram_max: int = Field(2, ge=1, le=5)
+    char_ngram_min: int = Field(2, ge=1)
+    char_ngram_max: int = Field(5, ge=1, le=8)
+    max_features: int = Field(200_000, ge=100)
+    min_df: int = Field(2, ge=1)
+
+
+class StudentsConfig(_Section):
+    """Which students to train and how much hyper-parameter search each gets (on val, never test)."""
+
+    include: list[str] = ["tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"]
+    trials: int = Field(6, ge=1)
+    seed: int = 13
+    tfidf: TfidfConfig = TfidfConfig()
+
+
+class EvalConfig(_Section):
+    """How cost is measured: end-to-end single-text latency and batch throughput."""
+
+    latency_texts: int = Field(200, ge=10)
+    warmup: int = Field(20, ge=0)
+    throughput_texts: int = Field(1000, ge=10)
+    throughput_batch: int = Field(64, ge=1)
+    threads: int = Field(1, ge=1)
+
+
+class RunConfig(_Section):
+    name: str = "run"
+    data: DataConfig
+    teacher: TeacherConfig = TeacherConfig()
+    students: StudentsConfig = StudentsConfig()
+    eval: EvalConfig = EvalConfig()
+
+
+def builtin_configs() -> dict[str, Path]:
+    """Configs shipped with the package, by name (`tweeteval-offensive`, ...)."""
+    folder = resources.files("bertdistill") / "configs"
+    return {Path(p.name).stem: Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml")}
+
+
+def load_config(source: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a TOML file (or a built-in config name), apply `key=value` overrides, validate."""
+    path = _find_config(source)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise BertdistillError(f"{path}: not valid TOML: {err}") from None
+    apply_overrides(raw, overrides)
+    return config_from_dict(raw, origin=str(path))
+
+
+def config_from_dict(raw: dict[str, Any], origin: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise BertdistillError(f"{origin}: {_describe(err.errors()[0])}") from None
+
+
+def _find_config(source: str | Path) -> Path:
+    path = Path(source)
+    if path.is_file():
+        return path
+    shipped = builtin_configs()
+    if str(source) in shipped:
+        return shipped[str(source)]
+    names = ", ".join(sorted(shipped))
+    raise BertdistillError(f"config '{source}' not found: give a TOML file or one of: {names}")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+    """Set dotted `section.key=value` pairs in a raw config dict; values are parsed as TOML."""
+    for override in overrides:
+        _apply_override(raw, override)
+
+
+def _apply_override(raw: dict[str, Any], override: str) -> None:
+    key, sep, value = override.partition("=")
+    if not sep or not key.strip():
+        raise BertdistillError(f"override '{override}' must look like section.key=value")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise BertdistillError(f"override '{override}': '{part}' is not a section")
+    node[parts[-1]] = _parse_value(value.strip())
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare string such as a path
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return f"unknown config key '{key}'{_suggestion(error['loc'])}"
+    if error["type"] == "missing":
+        return f"missing config key '{key}'"
+    return f"config key '{key}': {error['msg']} (got {error.get('input')!r})"
+
+
+def _suggestion(loc: tuple) -> str:
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

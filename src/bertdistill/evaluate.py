@@ -1,0 +1,106 @@
+"""Pure metrics: quality against gold labels, fidelity to the teacher, threshold tuning for multilabel.
+
+Inputs are probability arrays: (n, k) rows summing to 1 for multiclass, (n, k) independent per-label
+probabilities for multilabel. Nothing here reads files or knows which split it is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The task's headline metric plus the full quality report."""
+
+    task: str
+    label_names: list[str]
+    metric: str  # macro_f1 | mean_roc_auc | class_f1
+    metric_classes: tuple[str, ...] = ()
+
+    @classmethod
+    def for_dataset(cls, dataset, metric: str | None, metric_classes: list[str] | None) -> "Scorer":
+        default = "mean_roc_auc" if dataset.task == "multilabel" else "macro_f1"
+        return cls(dataset.task, list(dataset.label_names), metric or default, tuple(metric_classes or ()))
+
+    def score(self, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> float:
+        """The headline metric (higher is better); what models are selected on, on val."""
+        if self.metric == "mean_roc_auc":
+            return mean_roc_auc(labels, probs)
+        predicted = self.predict(probs, thresholds)
+        if self.metric == "class_f1":
+            ids = [self.label_names.index(name) for name in self.metric_classes]
+            return float(np.mean(f1_score(labels, predicted, labels=ids, average=None, zero_division=0)))
+        return float(f1_score(labels, predicted, average="macro", zero_division=0))
+
+    def predict(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+        if self.task == "multiclass":
+            return probs.argmax(axis=1)
+        return (probs >= (0.5 if thresholds is None else thresholds)).astype(np.int8)
+
+    def report(self, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
+        """Every quality number for one model on one split, keyed for leaderboard.json."""
+        result = {self.metric: self.score(labels, probs)}
+        per_class = f1_score(labels, self.predict(probs), average=None, zero_division=0)
+        result["per_class_f1"] = dict(zip(self.label_names, map(float, per_class)))
+        if self.task == "multiclass":
+            result["macro_f1"] = float(np.mean(per_class))
+            result["accuracy"] = float(accuracy_score(labels, probs.argmax(axis=1)))
+        else:
+            result["mean_roc_auc"] = mean_roc_auc(labels, probs)
+            result["per_label_roc_auc"] = dict(zip(self.label_names, per_label_roc_auc(labels, probs)))
+            result["macro_f1"] = float(np.mean(per_class))
+            if thresholds is not None:
+                tuned = f1_score(labels, self.predict(probs, thresholds), average="macro", zero_division=0)
+                result["macro_f1_tuned"] = float(tuned)
+        return result
+
+
+def per_label_roc_auc(labels: np.ndarray, probs: np.ndarray) -> list[float]:
+    """ROC-AUC per label column; NaN where a column has one class only (AUC is undefined there)."""
+    return [float(roc_auc_score(labels[:, j], probs[:, j])) if 0 < labels[:, j].sum() < len(labels)
+            else float("nan") for j in range(labels.shape[1])]
+
+
+def mean_roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Jigsaw's competition metric: mean column-wise ROC-AUC over the defined columns."""
+    return float(np.nanmean(per_label_roc_auc(labels, probs)))
+
+
+def tune_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per-label probability threshold maximising F1 on the given (validation) rows."""
+    candidates = np.linspace(0.05, 0.95, 19)
+    best = np.full(labels.shape[1], 0.5)
+    for j in range(labels.shape[1]):
+        scores = [f1_score(labels[:, j], probs[:, j] >= t, zero_division=0) for t in candidates]
+        best[j] = candidates[int(np.argmax(scores))]
+    return best
+
+
+def fidelity(teacher_probs: np.ndarray, student_probs: np.ndarray, task: str) -> dict:
+    """How closely a student imitates the teacher: top-1 (or per-label) agreement and cosine similarity."""
+    if task == "multiclass":
+        agreement = float(np.mean(teacher_probs.argmax(1) == student_probs.argmax(1)))
+    else:
+        agreement = float(np.mean((teacher_probs >= 0.5) == (student_probs >= 0.5)))
+    norms = np.linalg.norm(teacher_probs, axis=1) * np.linalg.norm(student_probs, axis=1)
+    cosine = np.sum(teacher_probs * student_probs, axis=1) / np.maximum(norms, 1e-12)
+    return {"agreement": agreement, "cosine": float(np.mean(cosine))}
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits / temperature))
+
+
+def probabilities(logits: np.ndarray, task: str, temperature: float = 1.0) -> np.ndarray:
+    """Logits -> probabilities for the task: softmax over classes or a sigmoid per label."""
+    return softmax(logits, temperature) if task == "multiclass" else sigmoid(logits, temperature)

@@ -1,0 +1,81 @@
+"""The student protocol every family implements, the data a student trains on, and the save header.
+
+A student is fitted on training texts with gold labels and/or the teacher's logits, picks its own
+hyper-parameters on val (never test), predicts logits and probabilities from raw strings, and saves to a
+folder of safe files (JSON + npz / safetensors) that `load_student` can read back without unpickling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from .. import io
+from ..errors import BertdistillError
+from ..evaluate import Scorer
+
+STUDENT_FORMAT = "bertdistill-student"
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a student learns from: texts, gold labels (for baselines), teacher logits at T = 1 (distilled)."""
+
+    texts: list[str]
+    labels: np.ndarray | None
+    teacher_logits: np.ndarray | None
+    task: str
+    label_names: list[str]
+
+
+@runtime_checkable
+class Student(Protocol):
+    kind: ClassVar[str]  # registry name, e.g. "tfidf-soft-lr"
+    role: ClassVar[str]  # "baseline" (gold labels) or "distilled" (teacher's soft targets)
+    twin: ClassVar[str | None]  # for a distilled student: its hard-label baseline on the same features
+
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer) -> "Student":
+        ...
+
+    def predict_logits(self, texts: list[str]) -> np.ndarray:
+        ...
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        ...
+
+    def save(self, folder: Path) -> None:
+        ...
+
+    @classmethod
+    def load(cls, folder: Path) -> "Student":
+        ...
+
+    @property
+    def n_params(self) -> int:
+        ...
+
+
+def write_header(folder: Path, kind: str, task: str, label_names: list[str], **extra) -> None:
+    io.write_json(Path(folder) / "bertdistill.json", {
+        "format": STUDENT_FORMAT, "version": io.FORMAT_VERSION, "kind": kind, "task": task,
+        "label_names": label_names, **extra})
+
+
+def read_header(folder: Path) -> dict:
+    path = Path(folder) / "bertdistill.json"
+    if not path.exists():
+        raise BertdistillError(f"{folder}: not a bertdistill student (no bertdistill.json)")
+    header = io.read_json(path)
+    if header.get("format") != STUDENT_FORMAT or header.get("version") != io.FORMAT_VERSION:
+        raise BertdistillError(f"{path}: unsupported format {header.get('format')!r} "
+                               f"version {header.get('version')!r}")
+    return header
+
+
+def require(data: TrainingData, field: str, kind: str) -> np.ndarray:
+    value = getattr(data, field)
+    if value is None:
+        raise BertdistillError(f"student '{kind}' needs {field.replace('_', ' ')} to train")
+    return value
