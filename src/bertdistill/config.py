@@ -50,6 +50,9 @@ class DataConfig(_Section):
             raise ValueError("metric = 'class_f1' needs metric_classes, e.g. ['irony']")
         if self.label_columns is not None and len(self.label_columns) < 2:
             raise ValueError("label_columns needs at least two columns (use label_column for one)")
+        unknown = sorted(set(self.hf_splits) - {"train", "val", "test"})
+        if unknown:
+            raise ValueError(f"hf_splits keys must be train, val or test, got {', '.join(unknown)}")
         return self
 
 

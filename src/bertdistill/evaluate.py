@@ -43,10 +43,13 @@ class Scorer:
     def report(self, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
         """Every quality number for one model on one split, keyed for leaderboard.json."""
         result = {self.metric: self.score(labels, probs)}
-        per_class = f1_score(labels, self.predict(probs), average=None, zero_division=0)
+        # labels=all ids: otherwise sklearn drops a class absent from gold and predictions, shifting the names
+        per_class = f1_score(labels, self.predict(probs), labels=list(range(len(self.label_names))), average=None,
+                             zero_division=0)
         result["per_class_f1"] = dict(zip(self.label_names, map(float, per_class)))
         if self.task == "multiclass":
-            result["macro_f1"] = float(np.mean(per_class))
+            # the same definition as score(): macro over the classes present in gold or predictions
+            result["macro_f1"] = float(f1_score(labels, probs.argmax(axis=1), average="macro", zero_division=0))
             result["accuracy"] = float(accuracy_score(labels, probs.argmax(axis=1)))
         else:
             result["mean_roc_auc"] = mean_roc_auc(labels, probs)

@@ -6,6 +6,7 @@ is applied by whoever trains on them, so one cache serves every temperature.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def load_cached(teacher_folder: Path, texts: list[str], cache_dir: Path) -> np.n
 def read_cached(path: Path, rows: int) -> np.ndarray:
     try:
         logits = io.read_npz(path)["logits"]
-    except (OSError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as err:  # truncated: EOF / bad zip
         raise BertdistillError(f"{path}: unreadable soft-label cache ({err}); delete it to re-label") from None
     if logits.shape[0] != rows or not np.isfinite(logits).all():
         raise BertdistillError(f"{path}: soft-label cache has {logits.shape[0]} rows for {rows} texts or "

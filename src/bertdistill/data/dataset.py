@@ -1,11 +1,14 @@
 """The in-memory dataset every stage works on: texts, labels, label names, task type, three splits."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from sklearn.model_selection import train_test_split
+
+from ..errors import BertdistillError
 
 Task = Literal["multiclass", "multilabel"]
 SPLITS = ("train", "val", "test")
@@ -60,19 +63,28 @@ def stratify_key(labels: np.ndarray) -> np.ndarray:
     return key
 
 
-def stratified_split(split: Split, fraction: float, seed: int) -> tuple[Split, Split]:
-    """Seeded split into (rest, held_out); falls back to unstratified where a stratum has one row."""
-    index = np.arange(len(split))
+def stratified_split(split: Split, size: float | int, seed: int, what: str = "split") -> tuple[Split, Split]:
+    """Seeded split into (rest, held_out); `size` is a fraction or a row count of the held-out part.
+
+    Stratified where every stratum has two rows and both parts can hold one row per stratum; unstratified
+    otherwise (sklearn would raise). `what` (a config key) names the setting in the error for too few rows.
+    """
+    n = len(split)
+    held = size if isinstance(size, (int, np.integer)) else math.ceil(size * n)  # sklearn's rounding
+    if not 0 < held < n:
+        raise BertdistillError(f"{what}: cannot hold out {size} of {n} rows and keep both parts non-empty; "
+                               "the data has too few rows")
+    index = np.arange(n)
     key = stratify_key(split.labels)
     _, counts = np.unique(key, return_counts=True)
-    stratify = key if counts.min() >= 2 else None
-    rest, held_out = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    stratify = key if counts.min() >= 2 and min(held, n - held) >= len(counts) else None
+    rest, held_out = train_test_split(index, test_size=int(held), random_state=seed, stratify=stratify)
     return split.take(np.sort(rest)), split.take(np.sort(held_out))
 
 
-def subsample(split: Split, size: int | None, seed: int) -> Split:
-    """A seeded stratified subsample of `size` rows (the split itself if it is not larger)."""
+def subsample(split: Split, size: int | None, seed: int, what: str = "subsample") -> Split:
+    """A seeded stratified subsample of exactly `size` rows (the split itself if it is not larger)."""
     if size is None or len(split) <= size:
         return split
-    _, kept = stratified_split(split, size / len(split), seed)
+    _, kept = stratified_split(split, int(size), seed, what)
     return kept

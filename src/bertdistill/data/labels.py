@@ -11,7 +11,8 @@ from .readers import RawSplit
 
 def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or (
-        isinstance(value, str) and value.strip().lower() in ("", "nan", "null", "none"))
+        # not "none": it is a real class name (TweetEval stance: none / against / favor)
+        isinstance(value, str) and value.strip().lower() in ("", "nan", "null"))
 
 
 def _as_int(value) -> int | None:

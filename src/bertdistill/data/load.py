@@ -47,6 +47,10 @@ def download(config: DataConfig, target: Path) -> Path:
     """Fetch the dataset's files from its public source into `target`, all or nothing."""
     names = TWEETEVAL_FILES if config.format == "tweeteval" else [
         name for name in (config.train_file, config.val_file, config.test_file) if name]
+    if not names:
+        raise BertdistillError(f"dataset '{config.path}' is not on this machine and data.download_url needs "
+                               "data.train_file (and val_file / test_file if the source has them) to know "
+                               f"which {config.format.upper()} files to fetch")
     partial = target.with_name(target.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
     for name in names:
@@ -74,6 +78,9 @@ def load_dataset(config: DataConfig) -> Dataset:
         raws, names = _read_tables(locate(config), config, label_columns), None
     if "train" not in raws:
         raise BertdistillError(f"{config.path}: no train split found")
+    for raw in raws.values():
+        if not raw.texts:
+            raise BertdistillError(f"{raw.source}: no rows")
     names = config.label_names or names
     if multilabel:
         names = list(label_columns)
@@ -107,10 +114,22 @@ def _finish(config: DataConfig, task: str, names: list[str], splits: dict[str, S
     """Make missing splits by seeded stratified splitting of train; optionally subsample for quick runs."""
     train = splits["train"]
     if "test" not in splits:
-        train, splits["test"] = stratified_split(train, config.test_size, config.seed)
+        train, splits["test"] = stratified_split(train, config.test_size, config.seed, "data.test_size")
     if "val" not in splits:
-        train, splits["val"] = stratified_split(train, config.val_size, config.seed)
-    train = subsample(train, config.max_train, config.seed)
-    val = subsample(splits["val"], config.max_eval, config.seed)
-    test = subsample(splits["test"], config.max_eval, config.seed)
+        train, splits["val"] = stratified_split(train, config.val_size, config.seed, "data.val_size")
+    train = subsample(train, config.max_train, config.seed, "data.max_train")
+    val = subsample(splits["val"], config.max_eval, config.seed, "data.max_eval")
+    test = subsample(splits["test"], config.max_eval, config.seed, "data.max_eval")
+    _check_train_covers(train, names)
     return Dataset(config.path, task, names, train, val, test)
+
+
+def _check_train_covers(train: Split, names: list[str]) -> None:
+    """After splitting and subsampling, every class must still have train rows (a model outputs all of them)."""
+    if train.labels.ndim == 1:
+        lost = [name for i, name in enumerate(names) if not np.any(train.labels == i)]
+    else:
+        lost = [name for j, name in enumerate(names) if train.labels[:, j].min() == train.labels[:, j].max()]
+    if lost:
+        raise BertdistillError(f"after splitting, train has no examples to learn {', '.join(map(repr, lost))} "
+                               "from; raise data.max_train or data.val_size / test_size, or add data")

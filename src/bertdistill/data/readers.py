@@ -30,7 +30,10 @@ def read_utf8(path: Path) -> str:
     """The file decoded as UTF-8, or an error naming the line with the first bad byte."""
     if not path.is_file():
         raise BertdistillError(f"{path}: file not found")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise BertdistillError(f"{path}: cannot read ({err.strerror or err})") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -188,7 +188,7 @@ class TfidfSoftLogisticRegression(TfidfLinear):
     temperatures = (1.0, 2.0)
 
     def candidates(self) -> list[dict]:
-        per_temperature = max(1, self.config.trials // len(self.temperatures))
+        per_temperature = -(-self.config.trials // len(self.temperatures))  # ceil: never fewer than trials
         grid = [{"C": c, "temperature": t} for t in self.temperatures for c in _c_grid(per_temperature)]
         return grid[: self.config.trials]
 

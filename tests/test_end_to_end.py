@@ -1,0 +1,76 @@
+"""`bertdistill run` on small slices of the real datasets in ../shared/data, with the real MiniLM teacher."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bertdistill.cli import main
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+QUICK = ["--set", "data.max_train=240", "--set", "data.max_eval=120", "--set", "teacher.epochs=1",
+         "--set", "teacher.max_length=64", "--set", "eval.latency_texts=15", "--set", "eval.warmup=3",
+         "--set", "eval.throughput_texts=30", "--set", "students.trials=2", "--data-dir", str(DATA)]
+
+pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data")]
+
+
+def _leaderboard(out: Path) -> list[dict]:
+    entries = json.loads((out / "leaderboard.json").read_text())
+    assert [e["name"] for e in entries] == ["teacher", "tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"]
+    assert {e["role"] for e in entries} == {"teacher", "baseline", "distilled"}
+    for entry in entries:
+        assert entry["latency_ms"]["p50"] > 0 and entry["latency_ms"]["p95"] >= entry["latency_ms"]["p50"]
+        assert entry["throughput_per_s"] > 0 and entry["size_bytes"] > 0 and entry["n_params"] > 0
+        assert 0 <= entry["fidelity"]["agreement"] <= 1
+    teacher = entries[0]
+    assert teacher["fidelity"] == {"agreement": 1.0, "cosine": pytest.approx(1.0)}
+    assert teacher["n_params"] > 20_000_000  # the real all-MiniLM-L6-v2 backbone, not a toy
+    return entries
+
+
+def test_run_tweeteval_offensive_slice(tmp_path, capsys):
+    out = tmp_path / "offensive"
+    assert main(["run", "tweeteval-offensive", "--out", str(out), *QUICK]) == 0
+    entries = _leaderboard(out)
+    for entry in entries:
+        assert 0 <= entry["metrics"]["macro_f1"] <= 1 and "accuracy" in entry["metrics"]
+        assert set(entry["metrics"]["per_class_f1"]) == {"not-offensive", "offensive"}
+    distilled = [e for e in entries if e["role"] == "distilled"]
+    assert all(e["gain_vs_twin"] is not None for e in distilled)
+    for name in ("config.json", "dataset.json", "report.md", "report.html", "quality_vs_latency.png"):
+        assert (out / name).stat().st_size > 0
+    assert "hard-label twin `tfidf-lr`" in (out / "report.md").read_text()
+    assert "tfidf-soft-lr" in capsys.readouterr().out  # the leaderboard is printed
+
+    # Re-running resumes: nothing is trained again, and the leaderboard is rebuilt.
+    assert main(["run", "tweeteval-offensive", "--out", str(out), *QUICK]) == 0
+    printed = capsys.readouterr().out
+    assert "already trained" in printed and "teacher epoch 1:" not in printed
+
+
+def test_run_jigsaw_multilabel_slice(tmp_path):
+    out = tmp_path / "jigsaw"
+    assert main(["run", "jigsaw-toxic", "--out", str(out), *QUICK]) == 0
+    entries = _leaderboard(out)
+    labels = {"toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"}
+    for entry in entries:
+        metrics = entry["metrics"]
+        assert 0 <= metrics["mean_roc_auc"] <= 1 and "macro_f1" in metrics and "macro_f1_tuned" in metrics
+        assert set(metrics["per_label_roc_auc"]) == labels
+        assert len(entry["thresholds"]) == 6
+
+
+def test_stage_by_stage_with_reused_teacher(tmp_path):
+    """Each stage runs alone; a teacher fine-tuned in one run is reused by another."""
+    first = tmp_path / "first"
+    assert main(["teacher", "tweeteval-offensive", "--out", str(first), *QUICK]) == 0
+    second = tmp_path / "second"
+    reuse = ["--set", f'teacher.reuse="{first / "teacher" / "model"}"']
+    for stage in ("teacher", "label", "students"):
+        assert main([stage, "tweeteval-offensive", "--out", str(second), *QUICK, *reuse]) == 0
+    for stage in ("evaluate", "report"):  # later stages read the run's own config.json
+        assert main([stage, "--out", str(second)]) == 0
+    assert (second / "report.html").exists()
+    assert len(json.loads((second / "leaderboard.json").read_text())) == 4

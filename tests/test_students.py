@@ -1,0 +1,274 @@
+"""Students: invariants shared by every registered family, plus the maths of each way of training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression
+
+from bertdistill import io
+from bertdistill.config import StudentsConfig, TfidfConfig
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluate import Scorer, softmax
+from bertdistill.students import REGISTRY, Student, TrainingData, load_student, student_class
+from bertdistill.students.linear import TfidfSoftLogisticRegression, expand_soft_targets, featurize
+
+TRIALS = 3  # odd on purpose: every family must still try exactly `trials` settings
+
+
+def fake_teacher_logits(dataset, split: str = "train", seed: int = 1) -> np.ndarray:
+    """Confident, slightly noisy teacher logits that agree with the gold labels."""
+    labels = dataset.split(split).labels
+    noise = np.random.default_rng(seed).normal(0, 0.5, size=(len(labels), dataset.num_labels))
+    if dataset.task == "multiclass":
+        return (3.0 * np.eye(dataset.num_labels)[labels] + noise).astype(np.float32)
+    return (3.0 * (2 * labels.astype(np.float32) - 1) + noise).astype(np.float32)
+
+
+def training_data(dataset, labels: bool = True, logits: bool = True) -> TrainingData:
+    return TrainingData(dataset.train.texts, dataset.train.labels if labels else None,
+                        fake_teacher_logits(dataset) if logits else None, dataset.task, dataset.label_names)
+
+
+@pytest.fixture(scope="module")
+def fitted(multiclass_dataset, multilabel_dataset):
+    """Every registered student fitted once on each task: {(kind, task): (student, dataset, fit's return)}."""
+    result = {}
+    for dataset in (multiclass_dataset, multilabel_dataset):
+        scorer = Scorer.for_dataset(dataset, None, None)
+        for kind, cls in REGISTRY.items():
+            student = cls(StudentsConfig(trials=TRIALS))
+            returned = student.fit(training_data(dataset), dataset.val.texts, dataset.val.labels, scorer)
+            result[kind, dataset.task] = (student, dataset, returned)
+    return result
+
+
+CASES = [(kind, task) for kind in REGISTRY for task in ("multiclass", "multilabel")]
+
+
+@pytest.mark.parametrize("kind,task", CASES)
+def test_fit_returns_self_and_follows_protocol(fitted, kind, task):
+    student, _, returned = fitted[kind, task]
+    assert returned is student
+    assert isinstance(student, Student)
+    assert student.kind == kind
+    assert student.role in ("baseline", "distilled")
+    if student.role == "distilled":
+        assert student.twin in REGISTRY and REGISTRY[student.twin].role == "baseline"
+
+
+@pytest.mark.parametrize("kind,task", CASES)
+def test_predictions_have_right_shape_and_range(fitted, kind, task):
+    student, dataset, _ = fitted[kind, task]
+    texts = dataset.test.texts
+    logits, probs = student.predict_logits(texts), student.predict_proba(texts)
+    assert logits.shape == probs.shape == (len(texts), dataset.num_labels)
+    assert np.isfinite(logits).all()
+    assert ((probs >= 0) & (probs <= 1)).all()
+    if task == "multiclass":
+        assert probs.sum(axis=1) == pytest.approx(np.ones(len(texts)), abs=1e-5)
+    assert student.predict_proba(texts[:1]).shape == (1, dataset.num_labels)
+    assert student.n_params > 0
+
+
+@pytest.mark.parametrize("kind,task", CASES)
+def test_student_learns_the_keyword_task(fitted, kind, task):
+    """Far above chance on unseen texts: catches swapped classes or a broken feature pipeline."""
+    student, dataset, _ = fitted[kind, task]
+    probs = student.predict_proba(dataset.test.texts)
+    if task == "multiclass":
+        assert np.mean(probs.argmax(axis=1) == dataset.test.labels) >= 0.8
+    else:
+        assert Scorer.for_dataset(dataset, None, None).score(dataset.test.labels, probs) >= 0.8
+
+
+@pytest.mark.parametrize("kind,task", CASES)
+def test_search_tries_trials_settings_and_keeps_the_best_on_val(fitted, kind, task):
+    student, dataset, _ = fitted[kind, task]
+    assert len(student.search_) == TRIALS
+    params = [entry["params"] for entry in student.search_]
+    assert len({tuple(sorted(p.items())) for p in params}) == TRIALS, "settings must be distinct"
+    scores = [entry["val_score"] for entry in student.search_]
+    best = int(np.argmax(scores))
+    assert student.val_score_ == max(scores)
+    assert student.params_ == params[best]
+    # the weights kept are those of the chosen setting: re-scoring them on val gives the logged score
+    scorer = Scorer.for_dataset(dataset, None, None)
+    rescored = scorer.score(dataset.val.labels, student.predict_proba(dataset.val.texts))
+    assert rescored == pytest.approx(student.val_score_, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind,task", CASES)
+def test_save_then_load_gives_identical_probabilities(fitted, kind, task, tmp_path):
+    student, dataset, _ = fitted[kind, task]
+    student.save(tmp_path)
+    loaded = load_student(tmp_path)
+    assert type(loaded) is type(student)
+    texts = dataset.test.texts + ["never seen words zzz", ""]
+    np.testing.assert_array_equal(loaded.predict_proba(texts), student.predict_proba(texts))
+    assert loaded.n_params == student.n_params
+    assert (loaded.params_, loaded.val_score_, loaded.search_) == (student.params_, student.val_score_,
+                                                                   student.search_)
+    assert loaded.task_ == task and loaded.label_names_ == dataset.label_names
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.pickle"))
+
+
+@pytest.mark.parametrize("trials", [1, 2, 3, 4, 5, 7])
+def test_every_family_offers_exactly_trials_candidates(trials):
+    for kind, cls in REGISTRY.items():
+        candidates = cls(StudentsConfig(trials=trials)).candidates()
+        assert len(candidates) == trials, kind
+        assert len({tuple(sorted(c.items())) for c in candidates}) == trials, kind
+
+
+def test_soft_lr_searches_both_temperatures_when_it_can():
+    candidates = TfidfSoftLogisticRegression(StudentsConfig(trials=4)).candidates()
+    assert {c["temperature"] for c in candidates} == set(TfidfSoftLogisticRegression.temperatures)
+
+
+@pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "distilled"])
+def test_distilled_students_need_teacher_logits(kind, multiclass_dataset):
+    scorer = Scorer.for_dataset(multiclass_dataset, None, None)
+    student = student_class(kind)(StudentsConfig(trials=1))
+    with pytest.raises(BertdistillError, match=f"'{kind}' needs teacher logits"):
+        student.fit(training_data(multiclass_dataset, logits=False), multiclass_dataset.val.texts,
+                    multiclass_dataset.val.labels, scorer)
+
+
+@pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "baseline"])
+def test_baseline_students_need_labels(kind, multiclass_dataset):
+    scorer = Scorer.for_dataset(multiclass_dataset, None, None)
+    student = student_class(kind)(StudentsConfig(trials=1))
+    with pytest.raises(BertdistillError, match=f"'{kind}' needs labels"):
+        student.fit(training_data(multiclass_dataset, labels=False), multiclass_dataset.val.texts,
+                    multiclass_dataset.val.labels, scorer)
+
+
+def test_distilled_students_do_not_read_gold_labels(multiclass_dataset):
+    """Distilled students learn from the teacher only: gold train labels absent changes nothing."""
+    scorer = Scorer.for_dataset(multiclass_dataset, None, None)
+    texts = multiclass_dataset.test.texts
+    for kind, cls in REGISTRY.items():
+        if cls.role != "distilled":
+            continue
+        with_labels = cls(StudentsConfig(trials=1)).fit(training_data(multiclass_dataset), multiclass_dataset.val.texts,
+                                                        multiclass_dataset.val.labels, scorer)
+        without = cls(StudentsConfig(trials=1)).fit(training_data(multiclass_dataset, labels=False),
+                                                    multiclass_dataset.val.texts, multiclass_dataset.val.labels, scorer)
+        np.testing.assert_array_equal(with_labels.predict_logits(texts), without.predict_logits(texts))
+
+
+def _soft_ce_by_hand(x: np.ndarray, soft: np.ndarray, weights: np.ndarray, bias: np.ndarray) -> float:
+    q = softmax(x @ weights.T + bias)
+    return float(sum(-sum(soft[i, k] * np.log(q[i, k]) for k in range(soft.shape[1])) for i in range(len(x))))
+
+
+def test_expand_soft_targets_weighted_ce_equals_soft_ce():
+    rng = np.random.default_rng(0)
+    dense = rng.random((6, 4)) * (rng.random((6, 4)) < 0.7)
+    x = sp.csr_matrix(dense)
+    soft = rng.dirichlet(np.ones(3), size=6)
+    assert soft.min() >= 1e-4  # nothing dropped by the floor in this case
+    weights, bias = rng.normal(size=(3, 4)), rng.normal(size=3)
+
+    x_rows, classes, sample_weight = expand_soft_targets(x, soft)
+    assert x_rows.shape == (18, 4) and classes.shape == sample_weight.shape == (18,)
+    q = softmax(x_rows.toarray() @ weights.T + bias)
+    weighted_ce = float(np.sum(sample_weight * -np.log(q[np.arange(18), classes])))
+    assert weighted_ce == pytest.approx(_soft_ce_by_hand(dense, soft, weights, bias), rel=1e-10)
+    # each original row's weights are its soft distribution
+    assert np.bincount(classes, weights=sample_weight) == pytest.approx(soft.sum(axis=0))
+
+
+def test_expand_soft_targets_drops_only_near_zero_weights():
+    x = sp.csr_matrix(np.eye(2))
+    soft = np.array([[0.99995, 0.00005], [0.3, 0.7]])
+    x_rows, classes, sample_weight = expand_soft_targets(x, soft, floor=1e-4)
+    assert classes.tolist() == [0, 0, 1]
+    assert sample_weight == pytest.approx([0.99995, 0.3, 0.7])
+    assert x_rows.toarray().tolist() == [[1, 0], [0, 1], [0, 1]]
+
+
+def test_logistic_regression_on_expanded_rows_minimises_soft_ce():
+    """At sklearn's optimum on the expanded rows, the gradient of C * softCE + |W|^2 / 2 vanishes."""
+    rng = np.random.default_rng(1)
+    dense = rng.normal(size=(30, 4))
+    soft = rng.dirichlet(np.ones(3), size=30)
+    c = 2.0
+    x_rows, classes, sample_weight = expand_soft_targets(sp.csr_matrix(dense), soft)
+    model = LogisticRegression(C=c, tol=1e-10, max_iter=10_000).fit(x_rows, classes, sample_weight=sample_weight)
+    residual = softmax(dense @ model.coef_.T + model.intercept_) - soft
+    grad_w = c * residual.T @ dense + model.coef_
+    grad_b = c * residual.sum(axis=0)
+    assert np.abs(grad_w).max() < 1e-4 and np.abs(grad_b).max() < 1e-4
+    # and it is not trivially small: the zero model is far from the optimum
+    assert np.abs(c * (softmax(np.zeros((30, 3))) - soft).T @ dense).max() > 1e-2
+
+
+def _linear_problem(task: str, n: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    words = ["apple", "brick", "cloud", "drum", "eagle", "flute", "grape", "horse", "igloo", "jelly"]
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 6)))) for _ in range(n + 100)]
+    return texts[:n], texts[n:]
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_logit_ridge_recovers_logits_that_are_linear_in_its_features(task):
+    config = StudentsConfig(trials=1, tfidf=TfidfConfig(word_ngram_max=1, char_ngram_min=1, char_ngram_max=1,
+                                                        min_df=1))
+    train_texts, val_texts = _linear_problem(task)
+    features, x_train, x_val = featurize(config.tfidf, train_texts, val_texts)
+    rng = np.random.default_rng(2)
+    weights = rng.normal(0, 3, size=(3, features.n_features)).astype(np.float32)
+    bias = rng.normal(size=3).astype(np.float32)
+    train_logits = np.asarray(x_train @ weights.T + bias, dtype=np.float32)
+    val_logits = np.asarray(x_val @ weights.T + bias)
+    names = ["a", "b", "c"]
+    if task == "multiclass":
+        val_labels = val_logits.argmax(axis=1)
+    else:
+        val_labels = (val_logits > np.median(val_logits, axis=0)).astype(np.int8)
+    student = student_class("tfidf-logit-ridge")(config).fit(
+        TrainingData(train_texts, None, train_logits, task, names), val_texts, val_labels,
+        Scorer("multilabel" if task == "multilabel" else "multiclass", names,
+               "mean_roc_auc" if task == "multilabel" else "macro_f1"))
+    predicted = student.predict_logits(val_texts)
+    if task == "multiclass":  # softmax ignores a per-row shift: compare centred logits
+        predicted = predicted - predicted.mean(axis=1, keepdims=True)
+        val_logits = val_logits - val_logits.mean(axis=1, keepdims=True)
+    scale = np.abs(val_logits).max()
+    assert np.abs(predicted - val_logits).max() < 0.05 * scale
+    assert np.corrcoef(predicted.ravel(), val_logits.ravel())[0, 1] > 0.999
+
+
+def test_student_class_unknown_names_known_students():
+    with pytest.raises(BertdistillError) as error:
+        student_class("nope")
+    message = str(error.value)
+    assert "nope" in message
+    for kind in REGISTRY:
+        assert kind in message
+    assert student_class("tfidf-lr") is REGISTRY["tfidf-lr"]
+
+
+@pytest.fixture()
+def saved_student(fitted, tmp_path):
+    student, _, _ = fitted["tfidf-lr", "multiclass"]
+    student.save(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize("change", [{"format": "something-else"}, {"version": io.FORMAT_VERSION + 1},
+                                    {"format": None}, {"kind": "nope"}])
+def test_loading_a_folder_with_a_foreign_header_raises(saved_student, change):
+    header = io.read_json(saved_student / "bertdistill.json")
+    header.update(change)
+    io.write_json(saved_student / "bertdistill.json", header)
+    with pytest.raises(BertdistillError):
+        load_student(saved_student)
+
+
+def test_loading_a_folder_without_header_raises(saved_student):
+    (saved_student / "bertdistill.json").unlink()
+    with pytest.raises(BertdistillError, match="bertdistill.json"):
+        load_student(saved_student)
