@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny randomly initialised BERT on disk and small learnable in-memory datasets."""
 from __future__ import annotations
 
+import torch
+
 import itertools
 from pathlib import Path
 
@@ -22,6 +24,10 @@ _KEYWORDS = {
 }
 _FILLER = ["the", "a", "today", "really", "i", "think", "this", "was", "so", "very", "my", "friend", "said",
            "again", "yesterday", "maybe", "we", "all", "saw", "it"]
+
+# Tiny models gain nothing from intra-op threads, and on a busy 2-core machine thread contention makes them
+# ~50x slower: the suite runs single-threaded.
+torch.set_num_threads(1)
 
 
 def _sentence(rng: np.random.Generator, keywords: list[str], n_keywords: int) -> str:
@@ -86,3 +92,43 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+# --- Real, tiny run directories (serving tests) --------------------------------------------------------------------
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY_RUN = ["--set", "data.max_train=200", "--set", "data.max_eval=80", "--set", "teacher.epochs=1",
+            "--set", "teacher.max_length=48", "--set", "eval.latency_texts=10", "--set", "eval.warmup=2",
+            "--set", "eval.throughput_texts=20", "--set", "students.trials=1"]
+
+
+def _tiny_run(out: Path, config: str, *extra: str) -> Path:
+    from bertdistill.cli import main
+
+    if not SHARED_DATA.exists():
+        pytest.skip(f"needs the datasets in {SHARED_DATA}")
+    assert main(["run", config, "--out", str(out), "--data-dir", str(SHARED_DATA), *TINY_RUN, *extra]) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def offensive_run_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """`bertdistill run tweeteval-offensive` on 200 texts: every stage for real, with the tiny random BERT as the
+    backbone so that it takes seconds (test_end_to_end covers the real MiniLM teacher)."""
+    return _tiny_run(tmp_path_factory.mktemp("serve") / "offensive", "tweeteval-offensive",
+                     "--set", f'teacher.backbone="{tiny_bert_dir}"')
+
+
+@pytest.fixture(scope="session")
+def jigsaw_run_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """A multilabel run (jigsaw-toxic, 6 labels) on 200 texts, trained but not evaluated: every stage before
+    `evaluate` (whose bootstrap takes a minute on multilabel), so it is also a run served before its leaderboard."""
+    from bertdistill.cli import STAGES, main
+
+    if not SHARED_DATA.exists():
+        pytest.skip(f"needs the datasets in {SHARED_DATA}")
+    out = tmp_path_factory.mktemp("serve") / "jigsaw"
+    for stage in STAGES[: STAGES.index("evaluate")]:
+        assert main([stage, "jigsaw-toxic", "--out", str(out), "--data-dir", str(SHARED_DATA), *TINY_RUN,
+                     "--set", f'teacher.backbone="{tiny_bert_dir}"']) == 0
+    return out

@@ -16,17 +16,36 @@ QUICK = ["--set", "data.max_train=240", "--set", "data.max_eval=120", "--set", "
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not DATA.exists(), reason="needs ../shared/data")]
 
 
+TEACHER_ROWS = ["teacher", "teacher-onnx", "teacher-onnx-int8"]
+STUDENTS = ["tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"]
+
+
 def _leaderboard(out: Path) -> list[dict]:
     entries = json.loads((out / "leaderboard.json").read_text())
-    assert [e["name"] for e in entries] == ["teacher", "tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"]
-    assert {e["role"] for e in entries} == {"teacher", "baseline", "distilled"}
+    names = [e["name"] for e in entries]
+    assert names[:6] == TEACHER_ROWS + STUDENTS
+    # the val-weighted ensemble always exists; the greedy one only if a student fits 1/100 of the teacher's p50
+    assert "ensemble-weighted" in names and set(names[6:]) <= {"ensemble-greedy", "ensemble-weighted"}
+    if "ensemble-greedy" not in names:
+        assert "Ensemble `ensemble-greedy` is EMPTY: no student fits the latency budget" in (
+            out / "report.md").read_text()
+    assert {e["role"] for e in entries} == {"teacher", "baseline", "distilled", "ensemble"}
     for entry in entries:
         assert entry["latency_ms"]["p50"] > 0 and entry["latency_ms"]["p95"] >= entry["latency_ms"]["p50"]
         assert entry["throughput_per_s"] > 0 and entry["size_bytes"] > 0 and entry["n_params"] > 0
         assert 0 <= entry["fidelity"]["agreement"] <= 1
-    teacher = entries[0]
-    assert teacher["fidelity"] == {"agreement": 1.0, "cosine": pytest.approx(1.0)}
+    teacher, onnx, int8 = entries[:3]
+    assert teacher["fidelity"] == {"agreement": 1.0, "cosine": pytest.approx(1.0), "kl": pytest.approx(0.0)}
     assert teacher["n_params"] > 20_000_000  # the real all-MiniLM-L6-v2 backbone, not a toy
+    assert onnx["fidelity"]["agreement"] == 1.0 and onnx["fidelity"]["kl"] < 1e-6  # fp32 export: same model
+    assert int8["fidelity"]["agreement"] >= 0.9 and int8["size_bytes"] < onnx["size_bytes"]
+    for entry in entries:
+        assert set(entry["speedups"]) == set(TEACHER_ROWS) and 0 <= entry["ece"] <= 1
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    assert set(diagnostics["calibration"]) == set(names)
+    assert {(c["model"], c["versus"]) for c in diagnostics["comparisons"]} >= {
+        ("tfidf-soft-lr", "tfidf-lr"), ("ensemble-weighted", "teacher"), ("teacher-onnx-int8", "teacher")}
+    assert diagnostics["dark_knowledge"]["examples"]
     return entries
 
 
@@ -39,7 +58,8 @@ def test_run_tweeteval_offensive_slice(tmp_path, capsys):
         assert set(entry["metrics"]["per_class_f1"]) == {"not-offensive", "offensive"}
     distilled = [e for e in entries if e["role"] == "distilled"]
     assert all(e["gain_vs_twin"] is not None for e in distilled)
-    for name in ("config.json", "dataset.json", "report.md", "report.html", "quality_vs_latency.png"):
+    for name in ("config.json", "dataset.json", "report.md", "report.html", "quality_vs_latency.png",
+                 "reliability.png", "test_probs.npz"):
         assert (out / name).stat().st_size > 0
     assert "hard-label twin `tfidf-lr`" in (out / "report.md").read_text()
     assert "tfidf-soft-lr" in capsys.readouterr().out  # the leaderboard is printed
@@ -68,9 +88,9 @@ def test_stage_by_stage_with_reused_teacher(tmp_path):
     assert main(["teacher", "tweeteval-offensive", "--out", str(first), *QUICK]) == 0
     second = tmp_path / "second"
     reuse = ["--set", f'teacher.reuse="{first / "teacher" / "model"}"']
-    for stage in ("teacher", "label", "students"):
+    for stage in ("teacher", "label", "students", "ensembles"):
         assert main([stage, "tweeteval-offensive", "--out", str(second), *QUICK, *reuse]) == 0
     for stage in ("evaluate", "report"):  # later stages read the run's own config.json
         assert main([stage, "--out", str(second)]) == 0
     assert (second / "report.html").exists()
-    assert len(json.loads((second / "leaderboard.json").read_text())) == 4
+    assert len(json.loads((second / "leaderboard.json").read_text())) >= 7

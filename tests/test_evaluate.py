@@ -6,8 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from bertdistill.evaluate import (Scorer, fidelity, mean_roc_auc, per_label_roc_auc, probabilities, sigmoid, softmax,
-                                  tune_thresholds)
+from bertdistill.evaluate import (Scorer, dark_knowledge_rows, fidelity, kl_divergence, mean_roc_auc,
+                                  per_label_roc_auc, probabilities, sigmoid, softmax, tune_thresholds)
 
 NAMES = ["sports", "food", "tech"]
 
@@ -132,7 +132,26 @@ def test_fidelity_multiclass_known_answer():
     assert result["agreement"] == pytest.approx(0.5)
     # cosines: 0.96, 1, 0, 1
     assert result["cosine"] == pytest.approx((0.96 + 1 + 0 + 1) / 4)
-    assert fidelity(teacher, teacher, "multiclass") == pytest.approx({"agreement": 1.0, "cosine": 1.0})
+    assert fidelity(teacher, teacher, "multiclass") == pytest.approx({"agreement": 1.0, "cosine": 1.0, "kl": 0.0})
+
+
+def test_kl_to_the_teacher_known_answers():
+    teacher, student = np.array([[0.5, 0.5], [1.0, 0.0]]), np.array([[0.25, 0.75], [1.0, 0.0]])
+    # row 1: 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.5 ln(4/3); row 2: 0
+    assert kl_divergence(teacher, student, "multiclass") == pytest.approx(0.5 * math.log(4 / 3) / 2)
+    assert fidelity(teacher, student, "multiclass")["kl"] == pytest.approx(0.5 * math.log(4 / 3) / 2)
+    # multilabel: binary KL per label, averaged; KL(0.5 || 0.25) = 0.5 ln 2 + 0.5 ln(2/3)
+    assert kl_divergence(np.array([[0.5]]), np.array([[0.25]]), "multilabel") == pytest.approx(0.5 * math.log(4 / 3))
+    assert np.isfinite(kl_divergence(np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]]), "multiclass"))
+
+
+def test_dark_knowledge_rows_spread_over_teacher_uncertainty():
+    # the teacher's top probability falls row by row: off-decision mass rises with the row index
+    logits = np.stack([np.array([10.0 - i / 10, 0.0, 0.0]) for i in range(100)])
+    assert dark_knowledge_rows(logits, "multiclass") == [50, 80, 95, 99]
+    assert dark_knowledge_rows(logits[:2], "multiclass") == [1]  # few rows: no repeats
+    multilabel = np.array([[5.0, -5.0], [0.1, -0.1], [2.0, -2.0]])
+    assert dark_knowledge_rows(multilabel, "multilabel", quantiles=(0.0, 0.99)) == [0, 1]
 
 
 def test_fidelity_multilabel_agreement_per_label():

@@ -8,7 +8,8 @@ import pytest
 
 from bertdistill import io
 from bertdistill.errors import BertdistillError
-from bertdistill.report import findings, markdown_table, table_rows, write_report
+from bertdistill.findings import twin_findings
+from bertdistill.report import COLUMNS, markdown_table, table_rows, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -64,7 +65,7 @@ def test_findings_state_signed_gain_over_the_twin(run_dir):
 def test_findings_only_for_students_with_a_twin():
     entries = [entry("teacher", "teacher", 0.8, 10.0), entry("b", "baseline", 0.7, 1.0),
                entry("d", "distilled", 0.7, 1.0, twin="b", gain=0.0)]
-    lines = findings(entries, "macro_f1")
+    lines = twin_findings(entries, "macro_f1")
     assert len(lines) == 1
     assert "`d` does not beat" in lines[0] and "+0.00 points" in lines[0]
 
@@ -78,7 +79,10 @@ def test_markdown_table_teacher_first_then_best_metric(run_dir):
     assert soft[2] == "74.34" and soft[3] == "+2.34 vs tfidf-lr"
     assert rows[3][3] == "-1.50 vs tfidf-lr"
     assert rows[0][3] == ""  # no twin for the teacher
-    assert soft[9] == "40.0x" and soft[10] == "12.3" and soft[11] == "1,234,567"
+    column = {name: i for i, name in enumerate(COLUMNS)}
+    assert soft[column["speed-up"]] == "40.0x" and soft[column["size MB"]] == "12.3"
+    assert soft[column["params"]] == "1,234,567"
+    assert soft[column["vs ONNX"]] == soft[column["KL"]] == ""  # older leaderboards lack these: left blank
     table = markdown_table(entries, "macro_f1").splitlines()
     assert "macro_f1" in table[0] and "{metric}" not in table[0]
     assert len(table) == 2 + len(entries)
@@ -109,3 +113,67 @@ def test_html_is_escaped_and_embeds_the_plot(run_dir):
 def test_report_without_leaderboard_is_a_bertdistill_error(tmp_path):
     with pytest.raises(BertdistillError, match="bertdistill evaluate"):
         write_report(tmp_path, "macro_f1")
+
+
+def test_pareto_front_known_answer():
+    from bertdistill.plots import pareto_front
+
+    # (latency, quality): b is beaten by a (faster and better), d by c
+    points = [(1.0, 70.0), (2.0, 65.0), (5.0, 80.0), (6.0, 79.0), (0.5, 60.0)]
+    assert pareto_front(points) == [4, 0, 2]
+
+
+@pytest.fixture()
+def full_run_dir(run_dir):
+    """The run directory of a complete evaluation: ONNX teacher rows, an ensemble, diagnostics, seeds."""
+    entries = io.read_json(run_dir / "leaderboard.json")[:4]
+    onnx = entry("teacher-onnx", "teacher", 0.81, 12.0, kind="onnx-fp32")
+    int8 = {**entry("teacher-onnx-int8", "teacher", 0.805, 8.0, kind="onnx-int8"),
+            "fidelity": {"agreement": 0.995, "cosine": 0.999, "kl": 0.001}}
+    ens = {**entry("ens", "ensemble", 0.80, 0.15),
+           "hyperparameters": {"weights": {"tfidf-lr": 0.4, "tfidf-soft-lr": 0.6}, "method": "greedy",
+                               "val_score": 0.79, "budget_ms": 0.2, "budget_basis": "budget_ms = 0.2"},
+           "ci_vs_teacher": {"difference": -0.01, "low": -0.03, "high": 0.012, "share_a_better": 0.2,
+                             "resamples": 1000, "confidence": 0.95}}
+    entries += [onnx, int8, ens]
+    for e in entries:
+        e["speedups"] = {"teacher": 20.0 / e["latency_ms"]["p50"], "teacher-onnx": 12.0 / e["latency_ms"]["p50"],
+                         "teacher-onnx-int8": 8.0 / e["latency_ms"]["p50"]}
+        e["ece"] = 0.05
+        e["fidelity"].setdefault("kl", 0.1)
+    io.write_json(run_dir / "leaderboard.json", entries)
+    curve = {"ece": 0.05, "bin_lower": [0.5, 0.9], "confidence": [0.6, 0.95], "accuracy": [0.55, 0.9],
+             "count": [10, 20], "bins": 15}
+    io.write_json(run_dir / "diagnostics.json", {
+        "calibration": {e["name"]: curve for e in entries},
+        "comparisons": [{"model": "ens", "versus": "teacher", "metric": "macro_f1",
+                         **ens["ci_vs_teacher"]}],
+        "dark_knowledge": {"label_names": ["a", "b"], "task": "multiclass", "examples": [
+            {"text": "so <b>bold</b>", "gold": "a", "teacher": {"T=1": [0.9, 0.1], "T=4": [0.6, 0.4]},
+             "models": {"tfidf-lr": [0.7, 0.3], "ens": [0.8, 0.2]}}]},
+        "empty_ensembles": [{"name": "ens-fast", "reason": "no student fits the latency budget of 0.0100 ms"}],
+    })
+    io.write_json(run_dir / "seeds.json", {"metric": "macro_f1", "note": "n", "models": {
+        "tfidf-soft-lr": {"mean": 0.74, "std": 0.01, "n": 3, "seeds": [13, 14, 15], "values": [0.73, 0.74, 0.75]}}})
+    return run_dir
+
+
+def test_full_report_has_every_section_and_target(full_run_dir):
+    write_report(full_run_dir, "macro_f1")
+    markdown = (full_run_dir / "report.md").read_text()
+    for fragment in ("## Ensembles", "## Calibration", "## Uncertainty", "## Dark knowledge", "## Seeds",
+                     "![reliability diagram](reliability.png)", "| teacher T=4 | 0.600 | 0.400 |",
+                     "| tfidf-soft-lr | 74.00 ± 1.00 | 3 | 13, 14, 15 |",
+                     "Teacher on ONNX Runtime int8: 2.50x the PyTorch fp32 speed",
+                     "Target >= 1.5x and >= 99% agreement: target met.",
+                     "Ensemble `ens` (tfidf-lr, tfidf-soft-lr): 80.00 test macro_f1, -1.00 points vs the teacher",
+                     "at p50 0.150 ms = 1/133 of the teacher's. Target within 1 point at <= 1/100 of the latency: "
+                     "target met.", "Ensemble `ens-fast` is EMPTY: no student fits the latency budget",
+                     "| ens | teacher | -1.00 | [-3.00, +1.20] | 20.0% | no significant difference |"):
+        assert fragment in markdown, fragment
+    assert (full_run_dir / "reliability.png").read_bytes().startswith(PNG_MAGIC)
+    row = next(r for r in table_rows(io.read_json(full_run_dir / "leaderboard.json"), "macro_f1") if r[0] == "ens")
+    column = {name: i for i, name in enumerate(COLUMNS)}
+    assert row[column["vs ONNX"]] == "80.0x" and row[column["vs int8"]] == "53.3x" and row[column["ECE"]] == "0.050"
+    page = (full_run_dir / "report.html").read_text()
+    assert page.count("<img") == 2 and "so &lt;b&gt;bold&lt;/b&gt;" in page

@@ -1,4 +1,5 @@
-"""`bertdistill run CONFIG` runs every stage; `teacher`, `label`, `students`, `evaluate`, `report` run one.
+"""`bertdistill run CONFIG` runs every stage; `teacher`, `label`, `students`, `ensembles`, `evaluate`, `report`
+run one.
 
 Bad input ends with one line on stderr and exit status 2; an interrupted run resumes when re-run.
 """
@@ -12,7 +13,7 @@ from . import io, pipeline
 from .config import apply_overrides, builtin_configs, config_from_dict, load_config
 from .errors import BertdistillError
 
-STAGES = ("teacher", "label", "students", "evaluate", "report")
+STAGES = ("teacher", "label", "students", "ensembles", "evaluate", "report")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
                              help="override a config key, e.g. --set teacher.epochs=1 (repeatable)")
         command.add_argument("--data-dir", help="folder holding local dataset copies (sets data.data_dir)")
     commands.add_parser("configs", help="list the built-in configs")
+    serve = commands.add_parser("serve", help="web page and JSON API comparing the run's models on your text")
+    serve.add_argument("run_dir", type=Path, help="a run directory (after `evaluate` and `report` for the leaderboard)")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-access-log", dest="access_log", action="store_false", help="do not log every request")
     return parser
 
 
@@ -59,16 +65,27 @@ def execute(command: str, run: pipeline.Run) -> None:
             pipeline.label(run)
         elif stage == "students":
             pipeline.train_students(run)
+        elif stage == "ensembles":
+            for header in pipeline.train_ensembles(run):
+                print(ensemble_line(header))
         elif stage == "evaluate":
             print_leaderboard(evaluate_run(run), run.scorer.metric)
         elif stage == "report":
             print(f"report: {write_report(run.out, run.scorer.metric)}")
 
 
+def ensemble_line(header: dict) -> str:
+    if header["status"] == "empty":
+        return f"ensemble {header['name']}: EMPTY: {header['reason']}"
+    members = ", ".join(f"{m['name']} x{m['weight']:.2f}" for m in header["members"])
+    return f"ensemble {header['name']} ({header['method']}): val {header['val_score']:.4f} with {members}"
+
+
 def print_leaderboard(entries: list[dict], metric: str) -> None:
     from .report import COLUMNS, table_rows
 
-    keep = [0, 1, 2, 3, 4, 6, 9]  # model, role, metric, gain, agreement, p50, speed-up
+    keep = [COLUMNS.index(c) for c in ("model", "role", "{metric}", "gain vs hard-label twin", "agreement",
+                                       "p50 ms", "speed-up", "vs int8")]
     header = [COLUMNS[i].format(metric=metric) for i in keep]
     rows = [[row[i] for i in keep] for row in table_rows(entries, metric)]
     widths = [max(len(str(x)) for x in column) for column in zip(header, *rows)]
@@ -83,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}\t{path}")
         return 0
     try:
+        if args.command == "serve":
+            from .serve import serve
+
+            serve(args.run_dir, args.host, args.port, args.access_log)
+            return 0
         config, out = resolve(args)
         run = pipeline.prepare(config, out)
         execute(args.command, run)

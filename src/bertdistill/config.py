@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import BertdistillError
+from .losses import LossConfig
 
 
 class _Section(BaseModel):
@@ -68,6 +69,7 @@ class TeacherConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     label_batch_size: int = Field(128, ge=1)
+    label_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"  # what labels the transfer set (onnx: CPU)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 13
 
@@ -82,13 +84,38 @@ class TfidfConfig(_Section):
     min_df: int = Field(2, ge=1)
 
 
+class NeuralConfig(_Section):
+    """Training and shape of the PyTorch students (fastText-style, CNN, BiLSTM, mini-BERT)."""
+
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    patience: int = Field(2, ge=1)  # epochs without a better val score before early stopping
+    max_length: int = Field(128, ge=4)
+    tokenizer: Literal["teacher", "word"] = "teacher"  # the teacher's WordPiece, or a word vocabulary from train
+    vocab_size: int = Field(30_000, ge=100)  # word vocabulary size (tokenizer = "word")
+    embedding_dim: int | None = Field(128, ge=8)  # None: the teacher's width; smaller: a learned projection
+    freeze_embeddings: bool = False  # keep the teacher-initialised table fixed
+    hidden_size: int = Field(150, ge=8)  # BiLSTM state per direction (Tang et al.), CNN filters per width, MLP
+    dropout: float = Field(0.2, ge=0, lt=1)
+    cnn_widths: list[int] = [3, 4, 5]
+    hash_buckets: int = Field(2**14, ge=16)  # fastText word-bigram buckets
+    transformer_layers: int = Field(2, ge=1)  # mini-BERT depth, layers copied from the teacher
+    transformer_learning_rate: float = Field(5e-5, gt=0)
+    fasttext_learning_rate: float = Field(1e-2, gt=0)  # bag-of-embeddings models want a larger step
+    loss: LossConfig | None = None  # distilled variants; None: KL (multiclass) or soft BCE (multilabel)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
 class StudentsConfig(_Section):
     """Which students to train and how much hyper-parameter search each gets (on val, never test)."""
 
     include: list[str] = ["tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"]
-    trials: int = Field(6, ge=1)
+    trials: int = Field(9, ge=1)
     seed: int = 13
     tfidf: TfidfConfig = TfidfConfig()
+    neural: NeuralConfig = NeuralConfig()
 
 
 class EvalConfig(_Section):
@@ -101,12 +128,81 @@ class EvalConfig(_Section):
     threads: int = Field(1, ge=1)
 
 
+class EnsembleConfig(_Section):
+    """One ensemble of trained students, averaging their probabilities; weights and members chosen on val only.
+
+    method: "mean" (equal weights), "weighted" (weights minimising val log-loss on the simplex) or "greedy"
+    (Caruana et al. 2004: forward selection with replacement on val, every step kept within a latency budget
+    measured on this machine). The budget is `budget_ms`, or `budget_teacher_fraction` of the PyTorch teacher's
+    single-text p50 (default 1/100 for greedy).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    method: Literal["mean", "weighted", "greedy"] = "greedy"
+    members: list[str] | None = None  # students to combine (greedy: to choose from); None = every student
+    budget_ms: float | None = Field(None, gt=0)
+    budget_teacher_fraction: float | None = Field(None, gt=0, le=1)
+    max_rounds: int = Field(12, ge=1)  # greedy: most selection steps (members with repeats)
+
+    @model_validator(mode="after")
+    def _budget_fits_method(self) -> "EnsembleConfig":
+        if self.budget_ms is not None and self.budget_teacher_fraction is not None:
+            raise ValueError("give budget_ms or budget_teacher_fraction, not both")
+        if self.method != "greedy" and (self.budget_ms is not None or self.budget_teacher_fraction is not None):
+            raise ValueError(f"a latency budget needs method = 'greedy' (got '{self.method}')")
+        if self.members is not None and not self.members:
+            raise ValueError("members is empty; leave it out to use every trained student")
+        return self
+
+
+DEFAULT_ENSEMBLES = [EnsembleConfig(name="ensemble-greedy", method="greedy", budget_teacher_fraction=0.01),
+                     EnsembleConfig(name="ensemble-weighted", method="weighted")]
+
+
+class CorpusConfig(_Section):
+    """An unlabelled corpus whose texts join the transfer set: the teacher labels them, students learn from that."""
+
+    path: str  # a file (a folder or hub name for hf); a relative path is looked up like data.path
+    format: Literal["text", "csv", "tsv", "jsonl", "hf"] = "text"  # text: one text per line, UTF-8
+    column: str = "text"  # the text column (csv / tsv / jsonl / hf)
+    hf_config: str | None = None
+    hf_split: str = "train"
+
+
+class TransferConfig(_Section):
+    """What the teacher labels for the students: the train texts, plus Tang et al. (2019) augmentations of them
+    (`augment`), plus unlabelled `corpora`. The defaults keep it to the train texts.
+
+    Per word of a sample: the teacher's mask token with probability p_mask, else a word of the same part of speech
+    drawn by its frequency in train with probability p_pos; then per sample, with probability p_ng, only a random
+    n-gram (n = 1..5) is kept. samples_per_text samples per train text; duplicates and copies of any train text
+    are dropped. Defaults are Tang et al.'s.
+    """
+
+    augment: bool = False
+    p_mask: float = Field(0.1, ge=0, le=1)
+    p_pos: float | None = Field(None, ge=0, le=1)  # None: 0.1 with a POS tagger installed, else 0 and a warning
+    p_ng: float = Field(0.25, ge=0, le=1)
+    samples_per_text: int = Field(20, ge=1)
+    seed: int = 13
+    corpora: list[CorpusConfig] = []
+    max_texts: int | None = Field(None, ge=1)  # most augmented + unlabelled texts kept (a seeded subsample)
+
+    @model_validator(mode="after")
+    def _probabilities_fit(self) -> "TransferConfig":
+        if self.p_pos is not None and self.p_mask + self.p_pos > 1:
+            raise ValueError(f"p_mask + p_pos must be at most 1 (got {self.p_mask} + {self.p_pos})")
+        return self
+
+
 class RunConfig(_Section):
     name: str = "run"
     data: DataConfig
     teacher: TeacherConfig = TeacherConfig()
     students: StudentsConfig = StudentsConfig()
     eval: EvalConfig = EvalConfig()
+    transfer: TransferConfig = TransferConfig()
+    ensembles: list[EnsembleConfig] = DEFAULT_ENSEMBLES
 
 
 def builtin_configs() -> dict[str, Path]:

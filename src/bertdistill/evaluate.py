@@ -1,4 +1,5 @@
-"""Pure metrics: quality against gold labels, fidelity to the teacher, threshold tuning for multilabel.
+"""Pure metrics: quality against gold labels, fidelity to the teacher, threshold tuning for multilabel, and the
+choice of texts that show the teacher's dark knowledge.
 
 Inputs are probability arrays: (n, k) rows summing to 1 for multiclass, (n, k) independent per-label
 probabilities for multilabel. Nothing here reads files or knows which split it is given.
@@ -83,14 +84,39 @@ def tune_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
 
 
 def fidelity(teacher_probs: np.ndarray, student_probs: np.ndarray, task: str) -> dict:
-    """How closely a student imitates the teacher: top-1 (or per-label) agreement and cosine similarity."""
+    """How closely a student imitates the teacher: top-1 (or per-label) agreement, cosine similarity of the
+    probability vectors and KL(teacher || student) in nats (mean over texts; multilabel: mean over labels too)."""
     if task == "multiclass":
         agreement = float(np.mean(teacher_probs.argmax(1) == student_probs.argmax(1)))
     else:
         agreement = float(np.mean((teacher_probs >= 0.5) == (student_probs >= 0.5)))
     norms = np.linalg.norm(teacher_probs, axis=1) * np.linalg.norm(student_probs, axis=1)
     cosine = np.sum(teacher_probs * student_probs, axis=1) / np.maximum(norms, 1e-12)
-    return {"agreement": agreement, "cosine": float(np.mean(cosine))}
+    return {"agreement": agreement, "cosine": float(np.mean(cosine)),
+            "kl": kl_divergence(teacher_probs, student_probs, task)}
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, task: str, eps: float = 1e-7) -> float:
+    """Mean KL(p || q); probabilities are clipped to [eps, 1 - eps] so a confident miss stays finite."""
+    p, q = np.clip(p.astype(np.float64), eps, 1 - eps), np.clip(q.astype(np.float64), eps, 1 - eps)
+    if task == "multiclass":
+        return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+    per_label = p * (np.log(p) - np.log(q)) + (1 - p) * (np.log1p(-p) - np.log1p(-q))
+    return float(np.mean(per_label))
+
+
+def dark_knowledge_rows(teacher_logits: np.ndarray, task: str,
+                        quantiles: tuple[float, ...] = (0.5, 0.8, 0.95, 0.99)) -> list[int]:
+    """Rows that show what the teacher knows beyond its top class, spread out: the rows at these quantiles of
+    the teacher's probability mass off its decision (distinct rows, in increasing order of that mass)."""
+    probs = probabilities(teacher_logits, task)
+    if task == "multiclass":
+        off_decision = 1 - probs.max(axis=1)
+    else:  # mean distance from a hard 0/1 decision per label
+        off_decision = np.mean(np.minimum(probs, 1 - probs), axis=1)
+    order = np.argsort(off_decision, kind="stable")
+    positions = np.minimum((np.asarray(quantiles) * len(order)).astype(int), len(order) - 1)
+    return [int(order[p]) for p in dict.fromkeys(positions.tolist())]
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

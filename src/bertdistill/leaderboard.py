@@ -1,6 +1,10 @@
-"""Evaluate every model of a run on the held-out test split: quality, fidelity to the teacher, cost.
+"""Evaluate every model of a run on the held-out test split: quality, fidelity to the teacher, calibration, cost.
 
-Thresholds (multilabel) are tuned on val; test is read once per model, after everything is fixed.
+The models: the PyTorch teacher, the same teacher exported to ONNX Runtime fp32 and int8 (reference rows a user
+would otherwise ship), every student and every ensemble. Thresholds (multilabel) are tuned on val; test is read
+once per model, after everything is fixed. Writes leaderboard.json (one entry per model), diagnostics.json
+(calibration bins, paired bootstrap intervals, dark-knowledge examples, ensembles that came out empty),
+test_probs.npz (each model's test probabilities) and environment.json.
 """
 from __future__ import annotations
 
@@ -9,64 +13,143 @@ import platform
 from datetime import datetime, timezone
 
 import numpy as np
+import onnxruntime
 import sklearn
 import torch
 import transformers
 
 from . import io
 from .benchmark import benchmark_texts, limited_threads, single_text_latency, throughput
-from .evaluate import fidelity, probabilities, tune_thresholds
+from .calibration import reliability
+from .ensemble import empty_results
+from .evaluate import dark_knowledge_rows, fidelity, probabilities, tune_thresholds
+from .onnx_export import export_teacher
 from .pipeline import Run, load_models, teacher_logits
+from .stats import paired_bootstrap
+
+TEACHER_ROWS = ("teacher", "teacher-onnx", "teacher-onnx-int8")
+DARK_KNOWLEDGE_TEMPERATURES = (1.0, 2.0, 4.0)
+BOOTSTRAP_RESAMPLES = 1000
 
 
 def evaluate_run(run: Run) -> list[dict]:
     """Build, save and return leaderboard.json (a list with one entry per model)."""
-    dataset, scorer, settings = run.dataset, run.scorer, run.config.eval
-    models = load_models(run)
-    teacher_test = probabilities(teacher_logits(run, "test"), dataset.task)
-    latency_texts = benchmark_texts(dataset.test.texts, settings.latency_texts)
-    batch_texts = benchmark_texts(dataset.test.texts, settings.throughput_texts, seed=1)
-    entries = []
+    load = os.getloadavg()[0]  # other work on the machine while timing: quoted with the numbers
+    export_teacher(run.teacher_dir, run.out / "teacher")
+    models = load_models(run)  # teacher, its ONNX exports, students, ensembles
+    teacher_test = probabilities(teacher_logits(run, "test"), run.dataset.task)
+    entries, test_probs = [], {}
     for name, model in models.items():
-        if name == "teacher":  # quality from the cached logits: the same numbers the students learned from
-            val_probs = probabilities(teacher_logits(run, "val"), dataset.task)
-            test_probs = teacher_test
-        else:
-            val_probs, test_probs = model.predict_proba(dataset.val.texts), model.predict_proba(dataset.test.texts)
-        thresholds = tune_thresholds(dataset.val.labels, val_probs) if dataset.task == "multilabel" else None
-        with limited_threads(settings.threads):
-            latency = single_text_latency(model.predict_proba, latency_texts, settings.warmup, name)
-            rate = throughput(model.predict_proba, batch_texts, settings.throughput_batch)
-        folder = run.teacher_dir if name == "teacher" else run.student_dir(name)
-        entries.append({
-            "name": name,
-            "role": "teacher" if name == "teacher" else model.role,
-            "kind": "teacher" if name == "teacher" else model.kind,
-            "twin": None if name == "teacher" else model.twin,
-            "metrics": scorer.report(dataset.test.labels, test_probs, thresholds),
-            "val_score": scorer.score(dataset.val.labels, val_probs),
-            "fidelity": fidelity(teacher_test, test_probs, dataset.task),
-            "latency_ms": latency,
-            "throughput_per_s": rate,
-            "size_bytes": io.dir_size(folder),
-            "n_params": model.n_params,
-            "hyperparameters": None if name == "teacher" else model.params_,
-            "thresholds": None if thresholds is None else thresholds.tolist(),
-        })
-    _add_comparisons(entries, scorer.metric)
+        entry, test_probs[name] = evaluate_model(run, name, model, teacher_test)
+        entries.append(entry)
+    add_comparisons(entries, run.scorer.metric)
+    diagnostics = diagnose(run, entries, test_probs)
     io.write_json(run.out / "leaderboard.json", entries)
-    io.write_json(run.out / "environment.json", environment(settings.threads))
+    io.write_json(run.out / "diagnostics.json", diagnostics)
+    io.write_npz(run.out / "test_probs.npz", **test_probs)
+    io.write_json(run.out / "environment.json", {**environment(run.config.eval.threads), "load_average": load})
     return entries
 
 
-def _add_comparisons(entries: list[dict], metric: str) -> None:
-    """Speed-up against the teacher and the gain of each distilled student over its hard-label twin."""
+def evaluate_model(run: Run, name: str, model, teacher_test: np.ndarray) -> tuple[dict, np.ndarray]:
+    """One leaderboard entry and the model's test probabilities."""
+    dataset, scorer, settings = run.dataset, run.scorer, run.config.eval
+    if name == "teacher":  # quality from the cached logits: the same numbers the students learned from
+        val_probs = probabilities(teacher_logits(run, "val"), dataset.task)
+        test_probs = teacher_test
+    else:
+        val_probs, test_probs = model.predict_proba(dataset.val.texts), model.predict_proba(dataset.test.texts)
+    thresholds = tune_thresholds(dataset.val.labels, val_probs) if dataset.task == "multilabel" else None
+    with limited_threads(settings.threads):
+        latency = single_text_latency(model.predict_proba, benchmark_texts(dataset.test.texts, settings.latency_texts),
+                                      settings.warmup, name)
+        rate = throughput(model.predict_proba, benchmark_texts(dataset.test.texts, settings.throughput_texts, seed=1),
+                          settings.throughput_batch)
+    teacher_row = name in TEACHER_ROWS
+    entry = {
+        "name": name,
+        "role": "teacher" if teacher_row else model.role,
+        "kind": "teacher" if name == "teacher" else model.kind,
+        "twin": None if teacher_row else model.twin,
+        "metrics": scorer.report(dataset.test.labels, test_probs, thresholds),
+        "val_score": scorer.score(dataset.val.labels, val_probs),
+        "fidelity": fidelity(teacher_test, test_probs, dataset.task),
+        "ece": reliability(dataset.test.labels, test_probs, dataset.task)["ece"],
+        "latency_ms": latency,
+        "throughput_per_s": rate,
+        "size_bytes": model_size(run, name, model),
+        "n_params": model.n_params,
+        "hyperparameters": None if name == "teacher" else model.params_,
+        "thresholds": None if thresholds is None else thresholds.tolist(),
+    }
+    return entry, test_probs
+
+
+def model_size(run: Run, name: str, model) -> int:
+    """Bytes on disk needed to run the model: an ensemble counts its members' folders too."""
+    if name == "teacher":
+        return io.dir_size(run.teacher_dir)
+    if name in TEACHER_ROWS:
+        return io.dir_size(model.folder)
+    if model.role == "ensemble":
+        return io.dir_size(run.out / "ensembles" / name) + sum(io.dir_size(run.student_dir(m)) for m in model.members)
+    return io.dir_size(run.student_dir(name))
+
+
+def add_comparisons(entries: list[dict], metric: str) -> None:
+    """Speed-up against each teacher row present, and each distilled student's gain over its hard-label twin."""
     by_name = {entry["name"]: entry for entry in entries}
-    teacher = by_name["teacher"]
+    references = {name: by_name[name]["latency_ms"]["p50"] for name in TEACHER_ROWS if name in by_name}
     for entry in entries:
-        entry["speedup_vs_teacher"] = teacher["latency_ms"]["p50"] / entry["latency_ms"]["p50"]
+        entry["speedups"] = {name: p50 / entry["latency_ms"]["p50"] for name, p50 in references.items()}
+        entry["speedup_vs_teacher"] = entry["speedups"]["teacher"]
         twin = by_name.get(entry["twin"] or "")
         entry["gain_vs_twin"] = None if twin is None else entry["metrics"][metric] - twin["metrics"][metric]
+
+
+def diagnose(run: Run, entries: list[dict], test_probs: dict[str, np.ndarray]) -> dict:
+    """Calibration per model, paired bootstrap intervals, dark-knowledge examples, empty ensembles."""
+    labels, task = run.dataset.test.labels, run.dataset.task
+    return {
+        "calibration": {name: reliability(labels, probs, task) for name, probs in test_probs.items()},
+        "comparisons": comparisons(run, entries, test_probs),
+        "dark_knowledge": dark_knowledge(run, test_probs),
+        "empty_ensembles": empty_results(run.config.ensembles, run.out / "ensembles"),
+    }
+
+
+def comparisons(run: Run, entries: list[dict], test_probs: dict[str, np.ndarray]) -> list[dict]:
+    """95% paired bootstrap intervals on test for: distilled vs hard-label twin, ensemble vs teacher, int8 vs fp32
+    teacher. Each interval is also stored on the first model's entry (ci_vs_twin / ci_vs_teacher)."""
+    labels, score = run.dataset.test.labels, run.scorer.score
+    pairs = [(e, e["twin"], "ci_vs_twin") for e in entries if e["twin"] in test_probs]
+    pairs += [(e, "teacher", "ci_vs_teacher") for e in entries
+              if e["role"] == "ensemble" or e["name"] == "teacher-onnx-int8"]
+    results = []
+    for entry, other, field in pairs:
+        interval = paired_bootstrap(labels, test_probs[entry["name"]], test_probs[other], score,
+                                    resamples=BOOTSTRAP_RESAMPLES)
+        entry[field] = interval
+        results.append({"model": entry["name"], "versus": other, "metric": run.scorer.metric, **interval})
+    return results
+
+
+def dark_knowledge(run: Run, test_probs: dict[str, np.ndarray]) -> dict:
+    """A few test texts with the teacher's full distribution at several temperatures next to every student's."""
+    logits, dataset = teacher_logits(run, "test"), run.dataset
+    rows = dark_knowledge_rows(logits, dataset.task)
+    examples = []
+    for row in rows:
+        gold = dataset.test.labels[row]
+        examples.append({
+            "text": dataset.test.texts[row],
+            "gold": ([n for n, on in zip(dataset.label_names, gold) if on] if dataset.task == "multilabel"
+                     else dataset.label_names[int(gold)]),
+            "teacher": {f"T={t:g}": probabilities(logits[row:row + 1], dataset.task, t)[0].tolist()
+                        for t in DARK_KNOWLEDGE_TEMPERATURES},
+            "models": {name: probs[row].tolist() for name, probs in test_probs.items() if name not in TEACHER_ROWS},
+        })
+    return {"label_names": dataset.label_names, "task": dataset.task, "examples": examples}
 
 
 def environment(threads: int) -> dict:
@@ -77,7 +160,8 @@ def environment(threads: int) -> dict:
         "python": platform.python_version(),
         "threads": threads,
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "scikit-learn": sklearn.__version__, "numpy": np.__version__},
+                     "onnxruntime": onnxruntime.__version__, "scikit-learn": sklearn.__version__,
+                     "numpy": np.__version__},
     }
 
 

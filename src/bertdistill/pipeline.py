@@ -1,13 +1,17 @@
-"""The stages in order — teacher, label, students, evaluate, report — each resumable from the run directory.
+"""The stages in order — teacher, label, students, ensembles, evaluate, report — each resumable from the run
+directory.
 
 Layout of a run directory:
   config.json            the resolved configuration
   dataset.json           label names and split sizes
   teacher/model/         the chosen teacher; teacher/checkpoints/epoch-N/ one per epoch
-  soft_labels/*.npz      teacher logits keyed by (teacher, texts)
+  soft_labels/<key>/     teacher logits keyed by (teacher, backend, texts), in chunks with a manifest
+  soft_labels/transfer-<key>.json   the transfer set: train texts + augmented + unlabelled (when configured)
   students/<name>/       one folder per student
-  leaderboard.json       one entry per model, evaluated on the test split
-  report.md, report.html, quality_vs_latency.png
+  ensembles/<name>/      one JSON per ensemble: members and weights (the members stay in students/)
+  teacher/onnx-fp32/, teacher/onnx-int8/   the teacher exported for ONNX Runtime (written by evaluate)
+  leaderboard.json       one entry per model, evaluated on the test split; diagnostics.json, test_probs.npz
+  report.md, report.html, quality_vs_latency.png, reliability.png
 Everything is validated (config, data, backbone, student names) before the directory is created.
 """
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io, soft_labels
+from . import ensemble, io, onnx_export, soft_labels, transfer
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import BertdistillError
@@ -61,7 +65,11 @@ def prepare(config: RunConfig, out: Path) -> Run:
         if name not in dataset.label_names:
             raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
     for name in config.students.include:
-        student_class(name)
+        check = getattr(student_class(name), "check", None)
+        if check is not None:  # e.g. a loss that does not fit the task: fail before any training
+            check(config.students, dataset.task)
+    ensemble.check_specs(config.ensembles, config.students.include)
+    transfer.check(config.transfer, config.data)
     if config.teacher.reuse:
         if not Path(config.teacher.reuse, "config.json").exists():
             raise BertdistillError(f"teacher.reuse: {config.teacher.reuse} is not a model folder (no config.json)")
@@ -75,12 +83,20 @@ def start(run: Run) -> None:
     saved = run.out / "config.json"
     if saved.exists() and (run.teacher_dir / "bertdistill.json").exists():
         before = io.read_json(saved)
+        now = run.config.model_dump(mode="json")
         for section in ("data", "teacher"):
-            if before.get(section) != run.config.model_dump(mode="json")[section]:
+            if _without_labeling(before.get(section)) != _without_labeling(now[section]):
                 raise BertdistillError(f"{run.out} holds a run with a different [{section}] config; "
                                        "choose another --out or delete that directory")
     io.write_json(saved, run.config.model_dump(mode="json"))
     io.write_json(run.out / "dataset.json", run.dataset.summary())
+
+
+LABELING_KEYS = ("label_batch_size", "label_backend")  # how to label, not which teacher: may change in a run
+
+
+def _without_labeling(section: dict | None) -> dict | None:
+    return None if section is None else {k: v for k, v in section.items() if k not in LABELING_KEYS}
 
 
 def train_teacher(run: Run) -> Path:
@@ -109,31 +125,65 @@ def adopt_teacher(run: Run, source: Path) -> Path:
     return run.teacher_dir
 
 
-def label(run: Run) -> dict[str, np.ndarray]:
-    """Teacher logits for every split (train = the transfer set; val/test only to evaluate the teacher)."""
+def label(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> dict[str, np.ndarray]:
+    """Teacher logits for the transfer set (by teacher.label_backend) and for val / test (by the PyTorch teacher,
+    the reference the students are evaluated against). `shard`: this process's share under `accelerate launch`."""
     if not (run.teacher_dir / "bertdistill.json").exists():
         raise BertdistillError(f"{run.teacher_dir}: no teacher yet; run `bertdistill teacher` first")
-    teacher = Teacher(run.teacher_dir, run.config.teacher.device)
-    return {split: soft_labels.teacher_logits(teacher, run.dataset.split(split).texts, run.cache_dir,
-                                              run.config.teacher.label_batch_size)
-            for split in ("train", "val", "test")}
+    config = run.config.teacher
+    teacher = Teacher(run.teacher_dir, config.device)
+    labeler = teacher if config.label_backend == "torch" else soft_labels.open_labeler(
+        run.teacher_dir, config.label_backend)
+    key = soft_labels.teacher_key(run.teacher_dir, config.label_backend)
+    logits = {"transfer": soft_labels.teacher_logits(labeler, transfer_set(run).texts, run.cache_dir,
+                                                     config.label_batch_size, key=key, shard=shard)}
+    for split in ("val", "test"):
+        logits[split] = soft_labels.teacher_logits(teacher, run.dataset.split(split).texts, run.cache_dir,
+                                                   config.label_batch_size, shard=shard)
+    return logits
+
+
+def transfer_set(run: Run) -> transfer.TransferSet:
+    """What the teacher labels for the students: the train texts, plus augmentations / corpora if configured."""
+    mask_token = None
+    if transfer.needs_mask_token(run.config.transfer):
+        mask_token = load_tokenizer(str(run.teacher_dir)).mask_token
+    return transfer.build_transfer_set(run.dataset.train.texts, run.config.transfer, run.config.data, mask_token,
+                                       run.cache_dir)
+
+
+def transfer_logits(run: Run) -> tuple[transfer.TransferSet, np.ndarray]:
+    """The transfer set and its cached teacher logits (row i of both is train row i for i < n_train)."""
+    texts = transfer_set(run)
+    return texts, soft_labels.load_cached(run.teacher_dir, texts.texts, run.cache_dir, run.config.teacher.label_backend)
 
 
 def teacher_logits(run: Run, split: str) -> np.ndarray:
+    if split == "train":
+        texts, logits = transfer_logits(run)
+        return logits[:texts.n_train]
     return soft_labels.load_cached(run.teacher_dir, run.dataset.split(split).texts, run.cache_dir)
 
 
 def train_students(run: Run) -> list[str]:
-    """Fit every configured student not already saved in the run; returns their names."""
-    data = TrainingData(run.dataset.train.texts, run.dataset.train.labels, teacher_logits(run, "train"),
-                        run.dataset.task, run.dataset.label_names)
+    """Fit every configured student not already saved in the run; returns their names. Baselines learn from the
+    gold-labelled train rows; distilled students from the whole transfer set, without labels when it has rows
+    that have none."""
+    texts, logits = transfer_logits(run)
+    train = run.dataset.train
+    gold = TrainingData(train.texts, train.labels, logits[:texts.n_train], run.dataset.task, run.dataset.label_names,
+                        run.teacher_dir)
+    distilled = gold if not texts.has_extra else TrainingData(texts.texts, None, logits, run.dataset.task,
+                                                              run.dataset.label_names, run.teacher_dir)
     for name in run.config.students.include:
         folder = run.student_dir(name)
         if (folder / "bertdistill.json").exists():
             print(f"student {name}: already trained ({folder})")
             continue
         student = student_class(name)(run.config.students)
-        student.fit(data, run.dataset.val.texts, run.dataset.val.labels, run.scorer)
+        data = gold if student.role == "baseline" else distilled
+        student.fit(data, run.dataset.val.texts, run.dataset.val.labels, run.scorer,
+                    checkpoint_dir=folder.with_name(f".{name}.checkpoint"))
         staging = folder.with_name(f".{name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         student.save(staging)
@@ -142,11 +192,26 @@ def train_students(run: Run) -> list[str]:
     return list(run.config.students.include)
 
 
-def load_models(run: Run) -> dict:
-    """Every trained model of the run by name: the teacher first, then the students in config order."""
-    models = {"teacher": Teacher(run.teacher_dir, "cpu")}
+def load_students(run: Run) -> dict:
+    """Every configured student of the run by name, in config order; an untrained one is an error."""
+    students = {}
     for name in run.config.students.include:
         if not (run.student_dir(name) / "bertdistill.json").exists():
             raise BertdistillError(f"student '{name}' is not trained in {run.out}; run `bertdistill students`")
-        models[name] = load_student(run.student_dir(name))
-    return models
+        students[name] = load_student(run.student_dir(name))
+    return students
+
+
+def train_ensembles(run: Run) -> list[dict]:
+    """Build the configured ensembles of trained students (members and weights chosen on val only)."""
+    return ensemble.train_all(run, load_students(run))
+
+
+def load_models(run: Run) -> dict:
+    """Every model of the run by name: the teacher, its ONNX Runtime exports once `evaluate` has written them,
+    the students in config order, the ensembles."""
+    models = {"teacher": Teacher(run.teacher_dir, "cpu")}
+    for name, folder in onnx_export.exported(run.out / "teacher").items():
+        models[name] = onnx_export.OnnxTeacher(folder, run.config.eval.threads)
+    models.update(load_students(run))
+    return {**models, **ensemble.load_all(run.config.ensembles, models, run.out / "ensembles")}

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
 from . import io
+from .batching import length_grouped_batches, pad_batch
 from .checkpoint import load_optimizer, save_optimizer
 from .config import TeacherConfig
 from .data import Dataset
@@ -91,29 +92,6 @@ class Teacher:
         return probabilities(self.predict_logits(texts), self.task)
 
 
-def pad_batch(sequences: list[list[int]], pad_id: int, device: torch.device) -> dict[str, torch.Tensor]:
-    """Right-pad token ids to the longest sequence in the batch (dynamic padding)."""
-    width = max(len(ids) for ids in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-    return {"input_ids": input_ids.to(device), "attention_mask": attention_mask.to(device)}
-
-
-def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shuffled batches of similar length: sort inside random windows of 50 batches, shuffle the batches."""
-    order = rng.permutation(len(lengths))
-    window = batch_size * 50
-    batches = []
-    for start in range(0, len(order), window):
-        chunk = order[start:start + window]
-        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
 def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path) -> Path:
     """Fine-tune (or resume fine-tuning) into `out`; returns the folder of the best-on-val epoch."""
     final = out / "model"
@@ -125,7 +103,8 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
     train_ids = tokenizer(dataset.train.texts, truncation=True, max_length=config.max_length)["input_ids"]
     lengths = np.array([len(ids) for ids in train_ids])
     steps_per_epoch = -(-len(train_ids) // config.batch_size)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay,
+                                  fused=True)  # one kernel per step instead of a loop over tensors
     total = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     start_epoch = _resume(out / "checkpoints", model, optimizer, scheduler)

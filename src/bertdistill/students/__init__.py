@@ -5,12 +5,24 @@ from pathlib import Path
 
 from ..errors import BertdistillError
 from .base import Student, TrainingData, read_header
+from .bilstm import BiLSTMStudent, DistilledBiLSTMStudent
+from .cnn import CNNStudent, DistilledCNNStudent
+from .fasttext import DistilledFastTextStudent, FastTextStudent
 from .linear import TfidfLogisticRegression, TfidfLogitRidge, TfidfSoftLogisticRegression
+from .minibert import DistilledMiniBertStudent, MiniBertStudent
 
 REGISTRY: dict[str, type] = {
     TfidfLogisticRegression.kind: TfidfLogisticRegression,
     TfidfSoftLogisticRegression.kind: TfidfSoftLogisticRegression,
     TfidfLogitRidge.kind: TfidfLogitRidge,
+    FastTextStudent.kind: FastTextStudent,
+    DistilledFastTextStudent.kind: DistilledFastTextStudent,
+    CNNStudent.kind: CNNStudent,
+    DistilledCNNStudent.kind: DistilledCNNStudent,
+    BiLSTMStudent.kind: BiLSTMStudent,
+    DistilledBiLSTMStudent.kind: DistilledBiLSTMStudent,
+    MiniBertStudent.kind: MiniBertStudent,
+    DistilledMiniBertStudent.kind: DistilledMiniBertStudent,
 }
 
 

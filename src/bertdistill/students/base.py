@@ -28,6 +28,7 @@ class TrainingData:
     teacher_logits: np.ndarray | None
     task: str
     label_names: list[str]
+    teacher_folder: Path | None = None  # neural students take the tokenizer and input embeddings from here
 
 
 @runtime_checkable
@@ -36,7 +37,9 @@ class Student(Protocol):
     role: ClassVar[str]  # "baseline" (gold labels) or "distilled" (teacher's soft targets)
     twin: ClassVar[str | None]  # for a distilled student: its hard-label baseline on the same features
 
-    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer) -> "Student":
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
+            checkpoint_dir: Path | None = None) -> "Student":
+        """Train, choosing hyper-parameters / early stopping on val; `checkpoint_dir` makes it resumable."""
         ...
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:

@@ -7,6 +7,8 @@ Three ways to train the same model `logits = W · tfidf(text) + b`, so their com
   (per label: a positive and a negative row), which minimises exactly the soft cross-entropy;
 - `tfidf-logit-ridge`: ridge regression on the teacher's logits (Ba & Caruana 2014).
 Each tries the same number of hyper-parameter settings (`students.trials`) and keeps the best on val.
+Inference does not go through scikit-learn: `sparse_linear.SparseLinear` computes the same logits from n-gram
+look-ups (about 20x faster for one text); the saved format is unchanged.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .. import io
 from ..config import StudentsConfig, TfidfConfig
 from ..evaluate import Scorer, probabilities
 from .base import TrainingData, read_header, require, write_header
+from .sparse_linear import SparseAnalyzer, SparseLinear
 
 
 class TfidfFeatures:
@@ -52,14 +55,31 @@ class TfidfFeatures:
     def n_features(self) -> int:
         return sum(len(v.vocabulary_) for v in self.vectorizers)
 
-    def save(self, folder: Path) -> None:
+    def specs(self) -> list[dict]:
+        """Per vectorizer: the parameters that shape its features and its vocabulary in column order."""
         specs = []
         for vectorizer in self.vectorizers:
             terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
             params = {k: vectorizer.get_params()[k] for k in ("analyzer", "ngram_range", "token_pattern",
                                                              "lowercase", "sublinear_tf", "min_df")}
             specs.append({"params": params, "vocabulary": terms})
-        io.write_json(folder / "tfidf.json", specs)
+        return specs
+
+    def sparse_analyzers(self) -> tuple[str, list[SparseAnalyzer]]:
+        """The fast analyzers for these features and a fingerprint of them; students with equal features share
+        one set (memory, and an ensemble computes the features once for all of them)."""
+        specs = self.specs()
+        digest = hashlib.sha256(json.dumps(specs).encode())
+        for vectorizer in self.vectorizers:
+            digest.update(np.ascontiguousarray(vectorizer.idf_, dtype=np.float64).tobytes())
+        key = digest.hexdigest()[:16]
+        if key not in _analyzers:
+            _analyzers[key] = [SparseAnalyzer.from_params(spec["params"], spec["vocabulary"], v.idf_)
+                               for spec, v in zip(specs, self.vectorizers)]
+        return key, _analyzers[key]
+
+    def save(self, folder: Path) -> None:
+        io.write_json(folder / "tfidf.json", self.specs())
         io.write_npz(folder / "tfidf_idf.npz", **{f"idf_{i}": v.idf_ for i, v in enumerate(self.vectorizers)})
 
     @classmethod
@@ -75,6 +95,7 @@ class TfidfFeatures:
 
 
 _featurized: dict[str, tuple] = {}  # last (features, X_train, X_val): the students of one run share them
+_analyzers: dict[str, list[SparseAnalyzer]] = {}  # fast analyzers by feature fingerprint, shared by students
 
 
 def featurize(config: TfidfConfig, train_texts: list[str], val_texts: list[str]):
@@ -105,7 +126,8 @@ class TfidfLinear:
         """(k, d) weights and (k,) bias of the logits for one hyper-parameter setting."""
         raise NotImplementedError
 
-    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer):
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
+            checkpoint_dir: Path | None = None):  # a search takes seconds: nothing to resume
         self.features_, x_train, x_val = featurize(self.config.tfidf, data.texts, val_texts)
         self.task_, self.label_names_ = data.task, list(data.label_names)
         self.search_, best = [], None
@@ -116,10 +138,16 @@ class TfidfLinear:
             if best is None or val_score > best[0]:
                 best = (val_score, params, weights, bias)
         self.val_score_, self.params_, self.coef_, self.intercept_ = best
+        self._build_fast_path()
         return self
 
+    def _build_fast_path(self) -> None:
+        """`sparse_` predicts; `feature_key_` is equal for students on the same features (ensembles stack them)."""
+        self.feature_key_, analyzers = self.features_.sparse_analyzers()
+        self.sparse_ = SparseLinear(analyzers, self.coef_, self.intercept_)
+
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.features_.transform(texts) @ self.coef_.T + self.intercept_, dtype=np.float32)
+        return self.sparse_.logits_from(self.sparse_.featurize(texts))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)
@@ -144,6 +172,7 @@ class TfidfLinear:
         student.coef_, student.intercept_ = arrays["coef"], arrays["intercept"]
         student.task_, student.label_names_ = header["task"], header["label_names"]
         student.params_, student.val_score_, student.search_ = header["params"], header["val_score"], header["search"]
+        student._build_fast_path()
         return student
 
 
@@ -185,16 +214,22 @@ class TfidfSoftLogisticRegression(TfidfLinear):
     kind = "tfidf-soft-lr"
     role = "distilled"
     twin = "tfidf-lr"
-    temperatures = (1.0, 2.0)
+    # (temperature, alpha): alpha is the teacher's share of the target, 1 - alpha the gold label's (Hinton et al.);
+    # alpha < 1 lets the student fall back on gold labels where the teacher is weak (rare Jigsaw labels)
+    settings = ((1.0, 1.0), (2.0, 1.0), (1.0, 0.5))
 
     def candidates(self) -> list[dict]:
-        per_temperature = -(-self.config.trials // len(self.temperatures))  # ceil: never fewer than trials
-        grid = [{"C": c, "temperature": t} for t in self.temperatures for c in _c_grid(per_temperature)]
+        per_setting = -(-self.config.trials // len(self.settings))  # ceil: never fewer than trials
+        grid = [{"C": float(c), "temperature": t, "alpha": a} for t, a in self.settings
+                for c in np.geomspace(2.0, 256.0, per_setting)]  # soft targets need less regularisation
         return grid[: self.config.trials]
 
     def fit_weights(self, x, data: TrainingData, params: dict):
-        logits = require(data, "teacher_logits", self.kind)
-        soft = probabilities(logits, data.task, params["temperature"])  # (n, k) soft targets
+        soft = probabilities(require(data, "teacher_logits", self.kind), data.task, params["temperature"])
+        if params["alpha"] < 1:  # (n, k) mixed targets: alpha * teacher + (1 - alpha) * gold
+            gold = require(data, "labels", self.kind)
+            gold = np.eye(soft.shape[1])[gold] if data.task == "multiclass" else gold.astype(soft.dtype)
+            soft = params["alpha"] * soft + (1 - params["alpha"]) * gold
         seed = self.config.seed
         if data.task == "multiclass":
             return _logreg(*expand_soft_targets(x, soft), params["C"], seed)

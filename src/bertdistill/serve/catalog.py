@@ -1,0 +1,226 @@
+"""The models of one run, loaded once at start-up, and the per-text comparisons the API returns.
+
+Whatever `pipeline.load_models` returns is served, so a new kind of model (an ensemble, a neural student) appears
+without a change here: a model only needs `predict_proba(list[str]) -> (n, k)`, and `role` / `kind` / `twin` if
+it has them. The teacher (always named "teacher") also gives its raw logits, which the page softens at any
+temperature. Each model has a lock: Hugging Face fast tokenizers must not be called from two threads at once, and
+the lock keeps a model's measured time free of another request's work on the same model.
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from .. import io
+from ..config import config_from_dict
+from ..errors import BertdistillError
+from ..evaluate import Scorer, fidelity, probabilities
+from ..pipeline import Run, load_models
+
+TEACHER = "teacher"
+QUICK_MS = 2.0  # a prediction expected to take less runs on the event loop: a thread-pool hop would cost as much
+
+
+class UnknownModel(LookupError):
+    """A model name that the run does not have; the message lists the ones it has."""
+
+
+@dataclass
+class ServedModel:
+    name: str
+    model: Any
+    role: str
+    kind: str
+    twin: str | None = None
+    thresholds: np.ndarray | None = None  # multilabel, tuned on val by the evaluation
+    leaderboard: dict | None = None  # this model's leaderboard.json entry
+    single_text_ms: float = math.inf  # fastest single-text time seen at warm-up
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def run(self, texts: list[str], task: str) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """(n, k) probabilities, the teacher's (n, k) logits (None for other models), wall time in ms."""
+        with self.lock:
+            start = time.perf_counter()
+            if self.name == TEACHER:
+                logits = self.model.predict_logits(texts)
+                probs = probabilities(logits, task)
+            else:
+                logits, probs = None, self.model.predict_proba(texts)
+            elapsed_ms = (time.perf_counter() - start) * 1e3
+        return np.asarray(probs, dtype=np.float64), logits, elapsed_ms
+
+    def labels(self, probs: np.ndarray, task: str, label_names: list[str]) -> list[str]:
+        """The predicted label(s) of one (k,) probability vector."""
+        if task == "multiclass":
+            return [label_names[int(np.argmax(probs))]]
+        cut = 0.5 if self.thresholds is None else self.thresholds
+        return [name for name, on in zip(label_names, probs >= cut) if on]
+
+
+@dataclass
+class Catalog:
+    """A loaded run: its models by name (teacher first), labels, examples and leaderboard."""
+
+    name: str
+    dataset: str
+    task: str
+    label_names: list[str]
+    metric: str
+    models: dict[str, ServedModel]
+    examples: list[dict] = field(default_factory=list)
+    environment: dict | None = None
+    plot: Path | None = None
+    leaderboard: list[dict] = field(default_factory=list)  # every leaderboard.json entry, served or not
+
+    @classmethod
+    def load(cls, run_dir: Path, n_examples: int = 6) -> "Catalog":
+        """Read the run directory and load every model once; raises BertdistillError naming what is missing."""
+        run_dir = Path(run_dir)
+        for required in ("config.json", "dataset.json"):
+            if not (run_dir / required).exists():
+                raise BertdistillError(f"{run_dir}: no {required}; give the directory of a bertdistill run")
+        run = Run(config_from_dict(io.read_json(run_dir / "config.json"), str(run_dir / "config.json")), run_dir)
+        summary = io.read_json(run_dir / "dataset.json")
+        task, label_names = summary["task"], summary["label_names"]
+        scorer = Scorer.for_dataset(SimpleNamespace(task=task, label_names=label_names), run.config.data.metric,
+                                    run.config.data.metric_classes)
+        entries = [_finite(entry) for entry in _read_optional(run_dir / "leaderboard.json") or []]
+        by_name = {entry["name"]: entry for entry in entries}
+        models = {name: _served(name, model, by_name.get(name)) for name, model in load_models(run).items()}
+        plot = run_dir / "quality_vs_latency.png"
+        catalog = cls(run.config.name, summary["name"], task, label_names, scorer.metric, models,
+                      _examples(run, n_examples), _read_optional(run_dir / "environment.json"),
+                      plot if plot.exists() else None, entries)
+        catalog.warm_up()
+        return catalog
+
+    def warm_up(self, rounds: int = 3) -> None:
+        """Run every model a few times so that the first request's time is not a cold start. A model that cannot
+        predict is left out with a message, so that one broken model does not take the others down with it."""
+        text = self.examples[0]["text"] if self.examples else "warming up the models"
+        for name, served in list(self.models.items()):
+            try:
+                served.single_text_ms = min(served.run([text], self.task)[2] for _ in range(rounds))
+            except Exception as err:  # any failure of any model's own code
+                if name == TEACHER:
+                    raise
+                print(f"serve: leaving out model '{name}': it fails to predict ({type(err).__name__}: {err})")
+                del self.models[name]
+
+    def is_quick(self, name: str, n_texts: int) -> bool:
+        """Whether `name` on `n_texts` texts is expected to take under QUICK_MS (False for unknown names)."""
+        served = self.models.get(name)
+        return served is not None and served.single_text_ms * n_texts < QUICK_MS
+
+    def resolve(self, names: list[str] | None) -> list[str]:
+        """Requested names, deduplicated in order (default: all); unknown names raise UnknownModel."""
+        if names is None:
+            return list(self.models)
+        unknown = [name for name in names if name not in self.models]
+        if unknown:
+            raise UnknownModel(f"unknown model {unknown[0]!r} (this run has: {', '.join(self.models)})")
+        return list(dict.fromkeys(names))
+
+    def predict(self, names: list[str] | None, texts: list[str], compare: bool = True) -> list[dict]:
+        """One result per model (the teacher first when it runs), each with per-text predictions."""
+        chosen = self.resolve(names)
+        if compare and TEACHER not in chosen:
+            chosen.insert(0, TEACHER)
+        elif TEACHER in chosen:
+            chosen.insert(0, chosen.pop(chosen.index(TEACHER)))
+        outputs = {name: self.models[name].run(texts, self.task) for name in chosen}
+        teacher = outputs.get(TEACHER)
+        return [self._result(self.models[name], *outputs[name], teacher) for name in chosen]
+
+    def _result(self, served: ServedModel, probs: np.ndarray, logits: np.ndarray | None, elapsed_ms: float,
+                teacher: tuple | None) -> dict:
+        predictions = []
+        for row, row_probs in enumerate(probs):
+            prediction = {"labels": served.labels(row_probs, self.task, self.label_names),
+                          "probabilities": row_probs.tolist(),
+                          "logits": None if logits is None else logits[row].tolist()}
+            if teacher is not None:  # the leaderboard's own definitions, on this one text
+                agreement = fidelity(teacher[0][row:row + 1], probs[row:row + 1], self.task)
+                prediction["cosine_to_teacher"] = agreement["cosine"]
+                prediction["agreement_with_teacher"] = agreement["agreement"]
+            predictions.append(prediction)
+        return {"name": served.name, "role": served.role, "kind": served.kind, "time_ms": elapsed_ms,
+                "time_ms_per_text": elapsed_ms / len(probs),
+                "speedup_vs_teacher": None if teacher is None else teacher[2] / max(elapsed_ms, 1e-9),
+                "predictions": predictions}
+
+    def model_infos(self) -> list[dict]:
+        return [{"name": m.name, "role": m.role, "kind": m.kind, "twin": m.twin,
+                 "thresholds": None if m.thresholds is None else m.thresholds.tolist(),
+                 "leaderboard": None if m.leaderboard is None else summarise(m.leaderboard, self.metric)}
+                for m in self.models.values()]
+
+
+    def leaderboard_rows(self) -> list[dict]:
+        """The whole leaderboard, in its own order, including rows of models not served (e.g. ONNX teachers)."""
+        return [{"name": e["name"], "role": e.get("role", ""), "kind": e.get("kind", ""), "twin": e.get("twin"),
+                 "served": e["name"] in self.models, **summarise(e, self.metric)} for e in self.leaderboard]
+
+
+def summarise(entry: dict, metric: str) -> dict:
+    """The leaderboard fields the API documents, read leniently so that older or newer entries still load."""
+    metrics = entry.get("metrics") or {}
+    fidelity_ = entry.get("fidelity") or {}
+    latency = entry.get("latency_ms") or {}
+    return {"metric": metric, "score": metrics.get(metric), "metrics": metrics,
+            "agreement": fidelity_.get("agreement"), "cosine": fidelity_.get("cosine"),
+            "latency_p50_ms": latency.get("p50"), "latency_p95_ms": latency.get("p95"),
+            "throughput_per_s": entry.get("throughput_per_s"), "speedup_vs_teacher": entry.get("speedup_vs_teacher"),
+            "gain_vs_twin": entry.get("gain_vs_twin"), "size_bytes": entry.get("size_bytes"),
+            "n_params": entry.get("n_params")}
+
+
+def _served(name: str, model: Any, entry: dict | None) -> ServedModel:
+    entry = entry or {}
+    role = entry.get("role") or (TEACHER if name == TEACHER else getattr(model, "role", "model"))
+    kind = entry.get("kind") or (TEACHER if name == TEACHER else getattr(model, "kind", type(model).__name__))
+    thresholds = entry.get("thresholds")
+    return ServedModel(name, model, role, kind, entry.get("twin", getattr(model, "twin", None)),
+                       None if thresholds is None else np.asarray(thresholds, dtype=np.float64), entry or None)
+
+
+def _examples(run: Run, count: int) -> list[dict]:
+    """Up to `count` short test texts, taking turns over the distinct gold labels so each class shows up."""
+    try:
+        test, names = run.dataset.test, run.dataset.label_names
+    except BertdistillError as err:  # the run can be served where its data is not
+        print(f"serve: no example texts ({err})")
+        return []
+    groups: dict[tuple, list[dict]] = {}
+    for text, label in zip(test.texts, test.labels):
+        if 20 <= len(text) <= 200:
+            gold = [names[int(label)]] if run.dataset.task == "multiclass" else \
+                [n for n, on in zip(names, label) if on]
+            groups.setdefault(tuple(gold), []).append({"text": text, "gold": gold})
+    queues = [groups[key] for key in sorted(groups)]
+    picked = []
+    for depth in range(count):
+        picked += [queue[depth] for queue in queues if depth < len(queue)]
+    return picked[:count]
+
+
+def _read_optional(path: Path) -> Any:
+    return io.read_json(path) if path.exists() else None
+
+
+def _finite(value: Any) -> Any:
+    """NaN / infinity (e.g. an undefined ROC-AUC) -> None: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value

