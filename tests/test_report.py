@@ -55,9 +55,9 @@ def test_write_report_writes_markdown_html_and_png(run_dir):
 def test_findings_state_signed_gain_over_the_twin(run_dir):
     write_report(run_dir, "macro_f1")
     markdown = (run_dir / "report.md").read_text()
-    assert ("Distilled `tfidf-soft-lr` beats its hard-label twin `tfidf-lr` by +2.34 points of test macro_f1 "
+    assert ("Distilled `tfidf-soft-lr` beats its hard-label twin `tfidf-lr`: +2.34 points of test macro_f1 "
             "(74.34 vs 72.00).") in markdown
-    assert ("Distilled `tfidf-logit-ridge` does not beat its hard-label twin `tfidf-lr` by -1.50 points of test "
+    assert ("Distilled `tfidf-logit-ridge` trails its hard-label twin `tfidf-lr`: -1.50 points of test "
             "macro_f1 (70.50 vs 72.00).") in markdown
     assert markdown.count("beats its hard-label twin") == 1
 

@@ -44,9 +44,9 @@ def twin_findings(entries: list[dict], metric: str) -> list[str]:
     lines = []
     for e in entries:
         if e.get("gain_vs_twin") is not None:
-            word = "beats" if e["gain_vs_twin"] > 0 else "does not beat"
+            word = "beats" if e["gain_vs_twin"] > 0 else "does not beat" if e["gain_vs_twin"] == 0 else "trails"
             twin_score = e["metrics"][metric] - e["gain_vs_twin"]
-            lines.append(f"Distilled `{e['name']}` {word} its hard-label twin `{e['twin']}` by "
+            lines.append(f"Distilled `{e['name']}` {word} its hard-label twin `{e['twin']}`: "
                          f"{100 * e['gain_vs_twin']:+.2f} points of test {metric} "
                          f"({100 * e['metrics'][metric]:.2f} vs {100 * twin_score:.2f})."
                          + _interval(e.get("ci_vs_twin")))

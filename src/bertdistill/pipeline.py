@@ -64,10 +64,18 @@ def prepare(config: RunConfig, out: Path) -> Run:
     for name in config.data.metric_classes or []:
         if name not in dataset.label_names:
             raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
+    unlabelled = not transfer.is_trivial(config.transfer)  # augmented / corpus texts carry no gold label
     for name in config.students.include:
-        check = getattr(student_class(name), "check", None)
+        cls = student_class(name)
+        check = getattr(cls, "check", None)
         if check is not None:  # e.g. a loss that does not fit the task: fail before any training
             check(config.students, dataset.task)
+        if unlabelled and cls.role == "distilled" and hasattr(cls, "loss_config"):
+            loss = cls.loss_config(config.students.neural, dataset.task)
+            if loss.alpha < 1 or loss.teacher_annealing:
+                raise BertdistillError(f"student '{name}': its loss mixes in gold labels (alpha = {loss.alpha}), "
+                                       "but the transfer set has texts without labels; set "
+                                       "students.neural.loss = {kind = ..., alpha = 1}")
     ensemble.check_specs(config.ensembles, config.students.include)
     transfer.check(config.transfer, config.data)
     if config.teacher.reuse:

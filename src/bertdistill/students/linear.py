@@ -131,7 +131,9 @@ class TfidfLinear:
         self.features_, x_train, x_val = featurize(self.config.tfidf, data.texts, val_texts)
         self.task_, self.label_names_ = data.task, list(data.label_names)
         self.search_, best = [], None
-        for params in tqdm(self.candidates(), desc=f"{self.kind} search", unit="fit"):
+        # settings that mix in gold labels are left out when the transfer set has texts without any
+        candidates = [c for c in self.candidates() if data.labels is not None or c.get("alpha", 1) == 1]
+        for params in tqdm(candidates, desc=f"{self.kind} search", unit="fit"):
             weights, bias = self.fit_weights(x_train, data, params)
             val_score = scorer.score(val_labels, probabilities(x_val @ weights.T + bias, data.task))
             self.search_.append({"params": params, "val_score": val_score})

@@ -335,7 +335,7 @@ class SparseLinear:
     def logits_from(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
         """(n, k) float32 logits; one text is a gather-and-dot, a batch one sparse matrix product."""
         indptr, columns, values = rows
-        if len(indptr) == 2:
-            return (values @ self.weight_rows[columns] + self.intercept)[None, :].astype(np.float32)
+        if len(indptr) == 2:  # np.take: several times faster than fancy indexing for a row gather
+            return (values @ np.take(self.weight_rows, columns, axis=0) + self.intercept)[None, :].astype(np.float32)
         matrix = sp.csr_matrix((values, columns, indptr), shape=(len(indptr) - 1, self.weight_rows.shape[0]))
         return np.asarray(matrix @ self.weight_rows + self.intercept, dtype=np.float32)
