@@ -31,6 +31,7 @@ from bertdistill.stats import mean_std
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "runs" / "bench"
 PLOTS = ROOT / "benchmarks" / "plots"
+NOTES = ROOT / "benchmarks" / "NOTES.md"  # hand-written context kept in BENCHMARKS.md across rewrites
 
 
 @dataclass
@@ -125,6 +126,10 @@ def section(out: Path) -> str:
         parts.append(f"Test {metric} over student seeds {list(seeds['models'].values())[0]['seeds']} "
                      f"(teacher fixed). {seeds['note']}\n\n| model | mean ± std | seeds |\n|---|---|---|\n"
                      + "\n".join(rows))
+    if (out / "ablation.md").exists():  # written by benchmarks/ablation.py: mean ± std over seeds per loss
+        table = (out / "ablation.md").read_text(encoding="utf-8").split("\n", 2)[2].strip()
+        parts.append(f"Distillation ablation (`python benchmarks/ablation.py runs/bench/{out.name} ...`; test scores, "
+                     f"so read it as a diagnostic, not as a selection):\n\n{table}")
     parts.append(f"![{out.name}: quality vs latency, Pareto front dashed](benchmarks/plots/{out.name}.png)")
     return "\n\n".join(parts)
 
@@ -165,7 +170,8 @@ def write_benchmarks() -> None:
               "thread count; speed-ups are ratios of p50s measured in the same run. Targets: best single student "
               ">= 97% of the teacher; an ensemble within 1 point of the teacher at <= 1/100 of its PyTorch "
               "latency; int8 teacher >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement.")
-    io.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([header, "## Summary", summary(outs),
+    notes = (NOTES.read_text(encoding="utf-8").strip(),) if NOTES.exists() else ()
+    io.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([header, "## Summary", summary(outs), *notes,
                                                        *(section(out) for out in outs)]) + "\n")
 
 

@@ -122,6 +122,10 @@ class TfidfLinear:
     def candidates(self) -> list[dict]:
         raise NotImplementedError
 
+    def mixes_gold(self, params: dict) -> bool:
+        """Whether this setting also learns from gold labels (unusable on texts without them)."""
+        return False
+
     def fit_weights(self, x: sp.csr_matrix, data: TrainingData, params: dict) -> tuple[np.ndarray, np.ndarray]:
         """(k, d) weights and (k,) bias of the logits for one hyper-parameter setting."""
         raise NotImplementedError
@@ -132,7 +136,7 @@ class TfidfLinear:
         self.task_, self.label_names_ = data.task, list(data.label_names)
         self.search_, best = [], None
         # settings that mix in gold labels are left out when the transfer set has texts without any
-        candidates = [c for c in self.candidates() if data.labels is not None or c.get("alpha", 1) == 1]
+        candidates = [c for c in self.candidates() if data.labels is not None or not self.mixes_gold(c)]
         for params in tqdm(candidates, desc=f"{self.kind} search", unit="fit"):
             weights, bias = self.fit_weights(x_train, data, params)
             val_score = scorer.score(val_labels, probabilities(x_val @ weights.T + bias, data.task))
@@ -225,6 +229,9 @@ class TfidfSoftLogisticRegression(TfidfLinear):
         grid = [{"C": float(c), "temperature": t, "alpha": a} for t, a in self.settings
                 for c in np.geomspace(2.0, 256.0, per_setting)]  # soft targets need less regularisation
         return grid[: self.config.trials]
+
+    def mixes_gold(self, params: dict) -> bool:
+        return params["alpha"] < 1
 
     def fit_weights(self, x, data: TrainingData, params: dict):
         soft = probabilities(require(data, "teacher_logits", self.kind), data.task, params["temperature"])
