@@ -18,7 +18,6 @@ import argparse
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from bertdistill import ensemble, io, pipeline
@@ -34,26 +33,12 @@ PLOTS = ROOT / "benchmarks" / "plots"
 NOTES = ROOT / "benchmarks" / "NOTES.md"  # hand-written context kept in BENCHMARKS.md across rewrites
 
 
-@dataclass
-class SeedRun(pipeline.Run):
-    """A run directory for retrained students that reads the teacher and soft labels of its parent run."""
-
-    parent: Path | None = None
-
-    @property
-    def teacher_dir(self) -> Path:
-        return self.parent / "teacher" / "model"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.parent / "soft_labels"
-
-
 def run_seed(out: Path, seed: int) -> dict[str, float]:
     """Students and ensembles retrained with `seed` on the parent's soft labels; test headline metric by model."""
     raw = io.read_json(out / "config.json")
     raw["students"]["seed"] = seed
-    run = SeedRun(config_from_dict(raw, str(out / "config.json")), out / "seeds" / f"seed-{seed}", parent=out)
+    run = pipeline.ChildRun(config_from_dict(raw, str(out / "config.json")), out / "seeds" / f"seed-{seed}",
+                            parent=out)
     io.write_json(run.out / "config.json", run.config.model_dump(mode="json"))
     pipeline.train_students(run)
     students = pipeline.load_students(run)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,21 +36,6 @@ from labeling_speed import write_section  # noqa: E402  (a sibling script)
 TANG = {"augment": True, "p_mask": 0.1, "p_pos": 0.1, "p_ng": 0.25, "samples_per_text": 20}
 TWEETEVAL_TASKS = ["emotion", "hate", "irony", "offensive", "stance/abortion", "stance/atheism", "stance/climate",
                    "stance/feminist", "stance/hillary"]
-
-
-@dataclass
-class CellRun(pipeline.Run):
-    """A run directory for one (variant, seed) that reads the teacher and soft labels of its parent run."""
-
-    parent: Path | None = None
-
-    @property
-    def teacher_dir(self) -> Path:
-        return self.parent / "teacher" / "model"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.parent / "soft_labels"
 
 
 def unlabelled_corpus(parent: pipeline.Run, name: str) -> dict:
@@ -81,13 +65,13 @@ def variants(parent: pipeline.Run, name: str, max_texts: int) -> dict[str, dict]
 
 
 def cell_run(parent: pipeline.Run, variant: str, transfer: dict, seed: int, students: list[str],
-             backend: str) -> CellRun:
+             backend: str) -> pipeline.ChildRun:
     raw = parent.config.model_dump(mode="json")
     raw["transfer"] = transfer
     raw["students"].update(include=students, seed=seed)
     raw["teacher"]["label_backend"] = backend
     slug = variant.replace(" ", "-")
-    return CellRun(config_from_dict(raw, f"{variant} / seed {seed}"),
+    return pipeline.ChildRun(config_from_dict(raw, f"{variant} / seed {seed}"),
                    parent.out / "transfer-ablation" / slug / f"seed-{seed}", parent=parent.out)
 
 

@@ -57,6 +57,22 @@ class Run:
         return self.out / "students" / name
 
 
+@dataclass
+class ChildRun(Run):
+    """A run directory for retrained students (other seeds, other transfer sets) that reads the teacher and the
+    soft labels of its parent run."""
+
+    parent: Path | None = None
+
+    @property
+    def teacher_dir(self) -> Path:
+        return self.parent / "teacher" / "model"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.parent / "soft_labels"
+
+
 def prepare(config: RunConfig, out: Path) -> Run:
     """Check everything that can be checked before any work: data, metric classes, students, backbone."""
     run = Run(config, Path(out))
