@@ -87,13 +87,7 @@ class Ensemble:
 
 
 def read_header(folder: Path) -> dict:
-    path = Path(folder) / "bertdistill.json"
-    if not path.exists():
-        raise BertdistillError(f"{folder}: not an ensemble (no bertdistill.json)")
-    header = io.read_json(path)
-    if header.get("format") != ENSEMBLE_FORMAT or header.get("version") != io.FORMAT_VERSION:
-        raise BertdistillError(f"{path}: unsupported format {header.get('format')!r} version {header.get('version')!r}")
-    return header
+    return io.read_header(folder, ENSEMBLE_FORMAT, "an ensemble")
 
 
 class MemberGroup:

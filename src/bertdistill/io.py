@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import BertdistillError
+
 FORMAT_VERSION = 1
 
 
@@ -41,6 +43,18 @@ def write_json(path: Path, obj: Any) -> None:
 
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_header(folder: Path, expected_format: str, what: str) -> dict:
+    """The `bertdistill.json` of a saved model folder, after checking its format and version."""
+    path = Path(folder) / "bertdistill.json"
+    if not path.exists():
+        raise BertdistillError(f"{folder}: not {what} (no bertdistill.json)")
+    header = read_json(path)
+    if header.get("format") != expected_format or header.get("version") != FORMAT_VERSION:
+        raise BertdistillError(f"{path}: unsupported format {header.get('format')!r} "
+                               f"version {header.get('version')!r}")
+    return header
 
 
 def write_npz(path: Path, **arrays: np.ndarray) -> None:

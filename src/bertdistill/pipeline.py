@@ -46,12 +46,17 @@ class Run:
         return Scorer.for_dataset(self.dataset, self.config.data.metric, self.config.data.metric_classes)
 
     @property
+    def source(self) -> Path:
+        """The run directory that holds the teacher and its soft labels."""
+        return self.out
+
+    @property
     def teacher_dir(self) -> Path:
-        return self.out / "teacher" / "model"
+        return self.source / "teacher" / "model"
 
     @property
     def cache_dir(self) -> Path:
-        return self.out / "soft_labels"
+        return self.source / "soft_labels"
 
     def student_dir(self, name: str) -> Path:
         return self.out / "students" / name
@@ -65,12 +70,8 @@ class ChildRun(Run):
     parent: Path | None = None
 
     @property
-    def teacher_dir(self) -> Path:
-        return self.parent / "teacher" / "model"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.parent / "soft_labels"
+    def source(self) -> Path:
+        return self.parent
 
 
 def prepare(config: RunConfig, out: Path) -> Run:

@@ -67,14 +67,7 @@ def write_header(folder: Path, kind: str, task: str, label_names: list[str], **e
 
 
 def read_header(folder: Path) -> dict:
-    path = Path(folder) / "bertdistill.json"
-    if not path.exists():
-        raise BertdistillError(f"{folder}: not a bertdistill student (no bertdistill.json)")
-    header = io.read_json(path)
-    if header.get("format") != STUDENT_FORMAT or header.get("version") != io.FORMAT_VERSION:
-        raise BertdistillError(f"{path}: unsupported format {header.get('format')!r} "
-                               f"version {header.get('version')!r}")
-    return header
+    return io.read_header(folder, STUDENT_FORMAT, "a bertdistill student")
 
 
 def require(data: TrainingData, field: str, kind: str) -> np.ndarray:
