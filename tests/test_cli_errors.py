@@ -279,20 +279,3 @@ def test_configs_command_lists_builtins(capsys):
     assert main(["configs"]) == 0
     out = capsys.readouterr().out
     assert "tweeteval-hate\t" in out and "jigsaw-toxic\t" in out
-
-
-def test_gold_mixing_loss_with_unlabelled_transfer_texts_fails_before_training(tmp_path, capsys):
-    """The distilled BiLSTM's default loss mixes in gold labels, which augmented texts do not have."""
-    folder = tmp_path / "te"
-    folder.mkdir()
-    texts = [f"text number {i} {'good' if i % 2 else 'bad'}" for i in range(40)]
-    (folder / "train_text.txt").write_text("".join(t + "\n" for t in texts))
-    (folder / "train_labels.txt").write_text("".join(f"{i % 2}\n" for i in range(40)))
-    config = tmp_path / "c.toml"
-    config.write_text(f'[data]\npath = "{folder}"\n[students]\ninclude = ["bilstm-kd"]\n'
-                      '[transfer]\naugment = true\np_pos = 0.0\n')
-    out = tmp_path / "run"
-    assert main(["run", str(config), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("bertdistill: error: student 'bilstm-kd'") and "alpha = 1" in err and "\n" not in err
-    assert not out.exists()

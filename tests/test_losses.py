@@ -12,8 +12,8 @@ import torch
 from pydantic import ValidationError
 
 from bertdistill.errors import BertdistillError
-from bertdistill.losses import (DistillationLoss, LossConfig, annealed_temperature, hard_loss, kl_distillation,
-                                logit_mse, soft_bce, teacher_annealing_weight)
+from bertdistill.losses import (UNLABELLED, DistillationLoss, LossConfig, annealed_temperature, hard_loss,
+                                kl_distillation, logit_mse, soft_bce, teacher_annealing_weight)
 
 STUDENT = np.array([[1.0, -0.5, 2.0], [0.3, 0.0, -1.2]])  # (n=2, k=3)
 TEACHER = np.array([[2.5, -1.0, 0.5], [-0.4, 1.1, 0.2]])
@@ -150,6 +150,43 @@ def test_hard_multiclass_is_cross_entropy_on_class_ids():
 def test_hard_multilabel_is_bce_on_label_matrix():
     value = hard_loss(tensor(STUDENT), torch.tensor(LABEL_MATRIX, dtype=torch.int8), "multilabel").item()
     assert value == pytest.approx(np_bce(STUDENT, LABEL_MATRIX), rel=1e-12)
+
+
+def partly_labelled(task: str) -> torch.Tensor:
+    """Row 0 keeps its gold label; row 1 is a transfer-set text without one."""
+    if task == "multiclass":
+        return torch.tensor([CLASS_IDS[0], UNLABELLED])
+    return torch.tensor([LABEL_MATRIX[0], [UNLABELLED] * 3], dtype=torch.int8)
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_hard_loss_is_the_mean_over_labelled_rows_only(task):
+    expected = hard_loss(tensor(STUDENT[:1]), partly_labelled(task)[:1], task).item()
+    assert hard_loss(tensor(STUDENT), partly_labelled(task), task).item() == pytest.approx(expected, rel=1e-12)
+    grad = gradient(lambda s: hard_loss(s, partly_labelled(task), task), STUDENT)
+    assert np.all(grad[1] == 0) and np.any(grad[0] != 0)
+    nothing = torch.full_like(partly_labelled(task), UNLABELLED)
+    assert hard_loss(tensor(STUDENT), nothing, task).item() == 0.0  # a batch of unlabelled texts only
+
+
+@pytest.mark.parametrize("kind, task", [("kl", "multiclass"), ("soft_bce", "multilabel")])
+def test_alpha_mix_learns_unlabelled_rows_from_the_teacher_alone(kind, task):
+    config = LossConfig(kind=kind, alpha=0.4, temperature=2.0)
+    loss = DistillationLoss(config, task)
+    mixed = gradient(lambda s: loss(s, tensor(TEACHER), partly_labelled(task), 0.0), STUDENT)
+    pure = DistillationLoss(config.model_copy(update={"alpha": 1.0}), task)
+    soft_only = gradient(lambda s: pure(s, tensor(TEACHER), None, 0.0), STUDENT)
+    np.testing.assert_allclose(mixed[1], 0.4 * soft_only[1], rtol=1e-12)  # row 1: no gold, teacher term only
+    assert not np.allclose(mixed[0], 0.4 * soft_only[0])  # row 0: gold labels pull too
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_teacher_annealing_targets_the_teacher_on_unlabelled_rows(task):
+    loss = DistillationLoss(LossConfig(kind="kl" if task == "multiclass" else "soft_bce", teacher_annealing=True),
+                            task)
+    late = loss(tensor(STUDENT[1:]), tensor(TEACHER[1:]), partly_labelled(task)[1:], 1.0).item()
+    early = loss(tensor(STUDENT[1:]), tensor(TEACHER[1:]), partly_labelled(task)[1:], 0.0).item()
+    assert late == pytest.approx(early, rel=1e-12)  # lambda = 1 would be all gold; there is none, so teacher
 
 
 def test_hard_loss_rejects_unknown_task():

@@ -187,6 +187,14 @@ def test_transfer_set_is_train_then_augmented_then_unlabelled_without_duplicates
     assert saved["texts"] == result.texts and saved["n_train"] == len(TEXTS)
 
 
+def test_no_val_or_test_text_enters_the_transfer_set(tmp_path):
+    (tmp_path / "u.txt").write_text("a test tweet\nunlabelled one\na val tweet\n", encoding="utf-8")
+    config = TransferConfig(corpora=[CorpusConfig(path=str(tmp_path / "u.txt"))])
+    result = build_transfer_set(TEXTS, config, DATA, None, held_out=["a val tweet", "a test tweet"])
+    assert result.texts[len(TEXTS):] == ["unlabelled one"]
+    assert result.counts["held_out_dropped"] == 2 and result.counts["duplicates_dropped"] == 0
+
+
 def test_the_saved_transfer_set_is_reused_and_a_changed_setting_builds_another(tmp_path, monkeypatch):
     config = TransferConfig(augment=True, p_pos=0, samples_per_text=3)
     first = build_transfer_set(TEXTS, config, DATA, "[MASK]", tmp_path)
@@ -223,7 +231,7 @@ def test_label_and_students_train_distilled_students_on_the_transfer_set(tiny_be
     rows = [(t, ["sports", "food", "tech"][y]) for split in ("train", "val", "test")
             for t, y in zip(multiclass_dataset.split(split).texts, multiclass_dataset.split(split).labels)]
     (tmp_path / "data.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows), encoding="utf-8")
-    (tmp_path / "unlabelled.txt").write_text("a new pizza recipe\nthe team lost the match\n", encoding="utf-8")
+    (tmp_path / "unlabelled.txt").write_text("", encoding="utf-8")
     config = config_from_dict({
         "data": {"format": "csv", "path": str(tmp_path / "data.csv"), "label_names": None},
         "teacher": {"reuse": str(teacher), "label_backend": "onnx-int8"},
@@ -231,23 +239,39 @@ def test_label_and_students_train_distilled_students_on_the_transfer_set(tiny_be
         "transfer": {"augment": True, "p_pos": 0, "samples_per_text": 2,
                      "corpora": [{"path": str(tmp_path / "unlabelled.txt")}]}})
     run = pipeline.prepare(config, tmp_path / "run")
+    test_text = run.dataset.test.texts[0]  # the corpus holds a test text: the transfer set must leave it out
+    (tmp_path / "unlabelled.txt").write_text(f"a new pizza recipe\n{test_text}\nthe team lost the match\n",
+                                             encoding="utf-8")
     pipeline.start(run)
     pipeline.train_teacher(run)
     logits = pipeline.label(run)
     n_train = len(run.dataset.train)
     assert len(logits["transfer"]) > n_train + 2 and len(logits["test"]) == len(run.dataset.test)
+    assert test_text not in pipeline.transfer_set(run).texts
     np.testing.assert_array_equal(pipeline.teacher_logits(run, "train"), logits["transfer"][:n_train])
     seen = {}
     original_fit = linear.TfidfLinear.fit
 
     def spy(self, data, *args, **kwargs):
-        seen[self.kind] = (len(data.texts), data.labels is None, len(data.teacher_logits))
+        seen[self.kind] = (len(data.texts), data.labels, len(data.teacher_logits))
         return original_fit(self, data, *args, **kwargs)
 
     monkeypatch.setattr(linear.TfidfLinear, "fit", spy)
     pipeline.train_students(run)
-    assert seen["tfidf-lr"] == (n_train, False, n_train)  # the baseline: gold-labelled train rows only
-    assert seen["tfidf-soft-lr"] == (len(logits["transfer"]), True, len(logits["transfer"]))
+    n_transfer = len(logits["transfer"])
+    assert seen["tfidf-lr"][0::2] == (n_train, n_train)  # the baseline: gold-labelled train rows only
+    np.testing.assert_array_equal(seen["tfidf-lr"][1], run.dataset.train.labels)
+    assert seen["tfidf-soft-lr"][0::2] == (n_transfer, n_transfer)  # distilled: train rows, then unlabelled ones
+    np.testing.assert_array_equal(seen["tfidf-soft-lr"][1][:n_train], run.dataset.train.labels)
+    assert np.all(seen["tfidf-soft-lr"][1][n_train:] == -1)
+    seen.clear()
+    pipeline.train_students(run)
+    assert not seen  # same settings, teacher and texts: both reused
+    changed = pipeline.Run(config.model_copy(update={"transfer": config.transfer.model_copy(
+        update={"samples_per_text": 1})}), run.out)
+    pipeline.label(changed)
+    pipeline.train_students(changed)
+    assert set(seen) == {"tfidf-soft-lr"}  # a new transfer set retrains the distilled student, not the baseline
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     del saved["teacher"]["label_backend"]  # a run directory from before label_backend existed
     (tmp_path / "run" / "config.json").write_text(json.dumps(saved))

@@ -72,12 +72,25 @@ def soft_bce(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempera
     return bce * temperature**2
 
 
+UNLABELLED = -1  # a label (multiclass) or a row of labels (multilabel) for a text without gold labels
+
+
+def labelled_rows(labels: torch.Tensor, task: str) -> torch.Tensor:
+    """(n,) bool: which rows carry gold labels (a transfer set mixes train rows with unlabelled texts)."""
+    return labels >= 0 if task == "multiclass" else (labels >= 0).all(dim=-1)
+
+
 def hard_loss(student_logits: torch.Tensor, labels: torch.Tensor, task: str) -> torch.Tensor:
-    """Loss against gold labels: cross-entropy on class ids, or per-label BCE on a 0/1 matrix; mean."""
+    """Loss against gold labels: cross-entropy on class ids, or per-label BCE on a 0/1 matrix; mean over the
+    labelled rows (UNLABELLED rows count for nothing; a batch without any gives 0)."""
     _check_task(task)
+    labelled = labelled_rows(labels, task)
     if task == "multiclass":
-        return F.cross_entropy(student_logits, labels.long())
-    return F.binary_cross_entropy_with_logits(student_logits, labels.to(student_logits.dtype))
+        per_row = F.cross_entropy(student_logits, labels.long().clamp(min=0), reduction="none")
+    else:
+        per_row = F.binary_cross_entropy_with_logits(
+            student_logits, labels.to(student_logits.dtype).clamp(min=0), reduction="none").mean(dim=-1)
+    return (per_row * labelled).sum() / labelled.sum().clamp(min=1)
 
 
 def annealed_temperature(start: float, progress: float) -> float:
@@ -95,15 +108,19 @@ def teacher_annealing_weight(progress: float) -> float:
 def teacher_annealed_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
                           task: str, progress: float) -> torch.Tensor:
     """BAM loss at T = 1: soft cross-entropy (multiclass) or soft BCE (multilabel) against the mixed target
-    lambda * gold + (1 - lambda) * teacher probabilities, lambda rising from 0 to 1 over training."""
+    lambda * gold + (1 - lambda) * teacher probabilities, lambda rising from 0 to 1 over training. An UNLABELLED
+    row's target is the teacher's alone."""
     _check_task(task)
     gold_weight = teacher_annealing_weight(progress)
+    labelled = labelled_rows(labels, task).unsqueeze(-1)
     if task == "multiclass":
-        gold = F.one_hot(labels.long(), student_logits.shape[-1]).to(student_logits.dtype)
-        targets = gold_weight * gold + (1 - gold_weight) * torch.softmax(teacher_logits, dim=-1)
+        teacher = torch.softmax(teacher_logits, dim=-1)
+        gold = F.one_hot(labels.long().clamp(min=0), student_logits.shape[-1]).to(student_logits.dtype)
+        targets = torch.where(labelled, gold_weight * gold + (1 - gold_weight) * teacher, teacher)
         return -(targets * F.log_softmax(student_logits, dim=-1)).sum(dim=-1).mean()
+    teacher = torch.sigmoid(teacher_logits)
     gold = labels.to(student_logits.dtype)
-    targets = gold_weight * gold + (1 - gold_weight) * torch.sigmoid(teacher_logits)
+    targets = torch.where(labelled, gold_weight * gold + (1 - gold_weight) * teacher, teacher)
     return F.binary_cross_entropy_with_logits(student_logits, targets)
 
 

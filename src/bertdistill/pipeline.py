@@ -7,7 +7,8 @@ Layout of a run directory:
   teacher/model/         the chosen teacher; teacher/checkpoints/epoch-N/ one per epoch
   soft_labels/<key>/     teacher logits keyed by (teacher, backend, texts), in chunks with a manifest
   soft_labels/transfer-<key>.json   the transfer set: train texts + augmented + unlabelled (when configured)
-  students/<name>/       one folder per student
+  students/<name>/       one folder per student; trained_with.json keys what it learned from (settings, teacher,
+                         transfer set): a changed key retrains it
   ensembles/<name>/      one JSON per ensemble: members and weights (the members stay in students/)
   teacher/onnx-fp32/, teacher/onnx-int8/   the teacher exported for ONNX Runtime (written by evaluate)
   leaderboard.json       one entry per model, evaluated on the test split; diagnostics.json, test_probs.npz
@@ -16,6 +17,8 @@ Everything is validated (config, data, backbone, student names) before the direc
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,6 +31,7 @@ from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import BertdistillError
 from .evaluate import Scorer
+from .losses import UNLABELLED
 from .students import TrainingData, load_student, student_class
 from .teacher import MODEL_FORMAT, Teacher, fine_tune, load_tokenizer
 
@@ -81,18 +85,10 @@ def prepare(config: RunConfig, out: Path) -> Run:
     for name in config.data.metric_classes or []:
         if name not in dataset.label_names:
             raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
-    unlabelled = not transfer.is_trivial(config.transfer)  # augmented / corpus texts carry no gold label
     for name in config.students.include:
-        cls = student_class(name)
-        check = getattr(cls, "check", None)
+        check = getattr(student_class(name), "check", None)
         if check is not None:  # e.g. a loss that does not fit the task: fail before any training
             check(config.students, dataset.task)
-        if unlabelled and cls.role == "distilled" and hasattr(cls, "loss_config"):
-            loss = cls.loss_config(config.students.neural, dataset.task)
-            if loss.alpha < 1 or loss.teacher_annealing:
-                raise BertdistillError(f"student '{name}': its loss mixes in gold labels (alpha = {loss.alpha}), "
-                                       "but the transfer set has texts without labels; set "
-                                       "students.neural.loss = {kind = ..., alpha = 1}")
     ensemble.check_specs(config.ensembles, config.students.include)
     transfer.check(config.transfer, config.data)
     if config.teacher.reuse:
@@ -173,8 +169,9 @@ def transfer_set(run: Run) -> transfer.TransferSet:
     mask_token = None
     if transfer.needs_mask_token(run.config.transfer):
         mask_token = load_tokenizer(str(run.teacher_dir)).mask_token
-    return transfer.build_transfer_set(run.dataset.train.texts, run.config.transfer, run.config.data, mask_token,
-                                       run.cache_dir)
+    dataset = run.dataset
+    return transfer.build_transfer_set(dataset.train.texts, run.config.transfer, run.config.data, mask_token,
+                                       run.cache_dir, held_out=dataset.val.texts + dataset.test.texts)
 
 
 def transfer_logits(run: Run) -> tuple[transfer.TransferSet, np.ndarray]:
@@ -198,23 +195,54 @@ def train_students(run: Run) -> list[str]:
     train = run.dataset.train
     gold = TrainingData(train.texts, train.labels, logits[:texts.n_train], run.dataset.task, run.dataset.label_names,
                         run.teacher_dir)
-    distilled = gold if not texts.has_extra else TrainingData(texts.texts, None, logits, run.dataset.task,
-                                                              run.dataset.label_names, run.teacher_dir)
+    distilled = gold if not texts.has_extra else TrainingData(texts.texts, _with_unlabelled(train.labels, len(texts.texts)),
+                                                              logits, run.dataset.task, run.dataset.label_names,
+                                                              run.teacher_dir)
     for name in run.config.students.include:
         folder = run.student_dir(name)
-        if (folder / "bertdistill.json").exists():
-            print(f"student {name}: already trained ({folder})")
-            continue
         student = student_class(name)(run.config.students)
         data = gold if student.role == "baseline" else distilled
+        key = training_key(run, data.texts)
+        if (folder / "bertdistill.json").exists():
+            if _trained_with(folder) == key:
+                print(f"student {name}: already trained ({folder})")
+                continue
+            print(f"student {name}: the students settings, teacher or transfer set changed since it was trained; "
+                  "training it again")
         student.fit(data, run.dataset.val.texts, run.dataset.val.labels, run.scorer,
                     checkpoint_dir=folder.with_name(f".{name}.checkpoint"))
         staging = folder.with_name(f".{name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         student.save(staging)
+        io.write_json(staging / TRAINED_WITH, {"key": key})
+        shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
         print(f"student {name}: val {run.scorer.metric} = {student.val_score_:.4f} with {student.params_}")
     return list(run.config.students.include)
+
+
+def _with_unlabelled(labels: np.ndarray, rows: int) -> np.ndarray:
+    """The train labels, then UNLABELLED (-1) rows for the transfer set's augmented and corpus texts."""
+    extra = np.full((rows - len(labels), *labels.shape[1:]), UNLABELLED, dtype=labels.dtype)
+    return np.concatenate([labels, extra])
+
+
+TRAINED_WITH = "trained_with.json"
+
+
+def training_key(run: Run, texts: list[str]) -> str:
+    """What a student learned from: the [students] settings (not which students), the teacher, its texts."""
+    settings = {"students": run.config.students.model_dump(mode="json", exclude={"include"}),
+                "teacher": soft_labels.teacher_key(run.teacher_dir, run.config.teacher.label_backend),
+                "texts": soft_labels.texts_fingerprint(texts)}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def _trained_with(folder: Path) -> str | None:
+    try:
+        return io.read_json(folder / TRAINED_WITH)["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_students(run: Run) -> dict:

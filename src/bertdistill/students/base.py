@@ -21,7 +21,9 @@ STUDENT_FORMAT = "bertdistill-student"
 
 @dataclass(frozen=True)
 class TrainingData:
-    """What a student learns from: texts, gold labels (for baselines), teacher logits at T = 1 (distilled)."""
+    """What a student learns from: texts, gold labels (for baselines), teacher logits at T = 1 (distilled).
+    A distilled student's transfer set may hold texts without gold labels: their labels are -1 (a row of -1 for
+    multilabel), and only the teacher term of a loss uses them."""
 
     texts: list[str]
     labels: np.ndarray | None

@@ -135,7 +135,7 @@ class TfidfLinear:
         self.features_, x_train, x_val = featurize(self.config.tfidf, data.texts, val_texts)
         self.task_, self.label_names_ = data.task, list(data.label_names)
         self.search_, best = [], None
-        # settings that mix in gold labels are left out when the transfer set has texts without any
+        # settings that mix in gold labels are left out when there are none
         candidates = [c for c in self.candidates() if data.labels is not None or not self.mixes_gold(c)]
         for params in tqdm(candidates, desc=f"{self.kind} search", unit="fit"):
             weights, bias = self.fit_weights(x_train, data, params)
@@ -235,10 +235,12 @@ class TfidfSoftLogisticRegression(TfidfLinear):
 
     def fit_weights(self, x, data: TrainingData, params: dict):
         soft = probabilities(require(data, "teacher_logits", self.kind), data.task, params["temperature"])
-        if params["alpha"] < 1:  # (n, k) mixed targets: alpha * teacher + (1 - alpha) * gold
+        if params["alpha"] < 1:  # (n, k) mixed targets: alpha * teacher + (1 - alpha) * gold where there is gold
             gold = require(data, "labels", self.kind)
-            gold = np.eye(soft.shape[1])[gold] if data.task == "multiclass" else gold.astype(soft.dtype)
-            soft = params["alpha"] * soft + (1 - params["alpha"]) * gold
+            labelled = gold >= 0 if data.task == "multiclass" else (gold >= 0).all(axis=1)
+            gold = np.eye(soft.shape[1])[np.maximum(gold, 0)] if data.task == "multiclass" else gold.astype(soft.dtype)
+            mixed = params["alpha"] * soft + (1 - params["alpha"]) * gold
+            soft = np.where(labelled[:, None], mixed, soft)
         seed = self.config.seed
         if data.task == "multiclass":
             return _logreg(*expand_soft_targets(x, soft), params["C"], seed)

@@ -1,5 +1,6 @@
 """The transfer set: the train texts first (row i is train row i, so gold labels stay aligned), then augmented
-samples of them, then unlabelled corpus texts, without duplicates.
+samples of them, then unlabelled corpus texts, without duplicates and without any val or test text (a corpus
+that happens to contain the test split must not let the students see the teacher's view of it).
 
 It is saved as `transfer-<key>.json` next to the soft labels, the key hashing everything it depends on (train
 texts, corpus texts, the resolved [transfer] settings, the mask token, the tagger), so the label and students
@@ -72,8 +73,9 @@ def check(config: TransferConfig, data: DataConfig) -> None:
 
 
 def build_transfer_set(train_texts: list[str], config: TransferConfig, data: DataConfig, mask_token: str | None,
-                       cache_dir: Path | None = None) -> TransferSet:
-    """The transfer set for these train texts, read from cache_dir when already built there."""
+                       cache_dir: Path | None = None, held_out: list[str] = ()) -> TransferSet:
+    """The transfer set for these train texts, read from cache_dir when already built there; no extra text equals
+    one of `held_out` (the val and test texts)."""
     if is_trivial(config):
         return TransferSet(list(train_texts), len(train_texts), {"train": len(train_texts)})
     if needs_mask_token(config) and not mask_token:
@@ -82,13 +84,13 @@ def build_transfer_set(train_texts: list[str], config: TransferConfig, data: Dat
     corpora = [read_corpus(c, data, f"transfer.corpora[{i}]") for i, c in enumerate(config.corpora)]
     tagger = load_tagger() if config.augment else None
     params = resolve_params(config, tagger is not None)
-    key = _key(train_texts, corpora, config, params, mask_token)
+    key = _key(train_texts, corpora, config, params, mask_token, held_out)
     path = None if cache_dir is None else Path(cache_dir) / f"transfer-{key}.json"
     if path is not None and path.exists():
         return _read(path, train_texts)
     start = time.perf_counter()
     augmented = augment(train_texts, params, mask_token or "", tagger) if config.augment else []
-    extra, counts = _merge(train_texts, augmented, corpora)
+    extra, counts = _merge(train_texts, augmented, corpora, held_out)
     extra = _cap(extra, config.max_texts, config.seed)
     counts.update(kept=len(extra), seconds=round(time.perf_counter() - start, 1))
     result = TransferSet(list(train_texts) + extra, len(train_texts), counts)
@@ -99,15 +101,20 @@ def build_transfer_set(train_texts: list[str], config: TransferConfig, data: Dat
     return result
 
 
-def _merge(train_texts: list[str], augmented: list[str], corpora: list[list[str]]) -> tuple[list[str], dict]:
-    """Augmented then corpus texts, each once, none equal to a train text."""
-    seen, extra = set(train_texts), []
-    counts = {"train": len(train_texts), "augmented": len(augmented), "unlabelled": sum(map(len, corpora))}
+def _merge(train_texts: list[str], augmented: list[str], corpora: list[list[str]],
+           held_out: list[str]) -> tuple[list[str], dict]:
+    """Augmented then corpus texts, each once, none equal to a train, val or test text."""
+    held, seen, extra = set(held_out), set(train_texts), []
+    counts = {"train": len(train_texts), "augmented": len(augmented), "unlabelled": sum(map(len, corpora)),
+              "held_out_dropped": 0}
     for text in [*augmented, *(text for corpus in corpora for text in corpus)]:
-        if text not in seen:
+        if text in held:
+            counts["held_out_dropped"] += 1
+        elif text not in seen:
             seen.add(text)
             extra.append(text)
-    counts["duplicates_dropped"] = counts["augmented"] + counts["unlabelled"] - len(extra)
+    counts["duplicates_dropped"] = (counts["augmented"] + counts["unlabelled"] - counts["held_out_dropped"]
+                                    - len(extra))
     return extra, counts
 
 
@@ -121,13 +128,16 @@ def _cap(extra: list[str], max_texts: int | None, seed: int) -> list[str]:
 
 def _describe(counts: dict) -> str:
     return (f"{counts['augmented']} augmented, {counts['unlabelled']} unlabelled, "
-            f"{counts['duplicates_dropped']} duplicates dropped, {counts['seconds']} s")
+            f"{counts['duplicates_dropped']} duplicates and {counts['held_out_dropped']} val/test texts dropped, "
+            f"{counts['seconds']} s")
 
 
-def _key(train_texts, corpora, config: TransferConfig, params: AugmentParams, mask_token: str | None) -> str:
+def _key(train_texts, corpora, config: TransferConfig, params: AugmentParams, mask_token: str | None,
+         held_out: list[str]) -> str:
     settings = {**config.model_dump(mode="json", exclude={"corpora"}), **asdict(params),
                 "mask_token": mask_token, "tagger": tagger_id() if params.p_pos > 0 else None,
-                "train": texts_fingerprint(train_texts), "corpora": [texts_fingerprint(c) for c in corpora]}
+                "train": texts_fingerprint(train_texts), "corpora": [texts_fingerprint(c) for c in corpora],
+                "held_out": texts_fingerprint(sorted(set(held_out)))}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
