@@ -11,7 +11,9 @@ Needs each dataset's teacher in BENCH/NAME (default runs/bench; benchmarks/spine
                 this task's val or test split) for TweetEval, the Civil Comments posts of
                 civil_comments_toxic_spans for Jigsaw
   both          augmented + unlabelled
-Extra texts are capped at --max-texts (a seeded subsample). Each variant's transfer set is labeled once, with
+Extra texts are capped at --max-texts (a seeded subsample). The seed sets both the students' seed and the transfer
+set's (which augmentations and which capped subsample), so the std covers the draw of extra texts too. Each
+(variant, seed) transfer set is labeled once, with
 teacher.label_backend = --label-backend (default onnx: ONNX Runtime fp32, PyTorch's logits to ~1e-6, faster on a
 CPU), into the parent run's soft-label cache; each (variant, seed) trains the students in
 BENCH/NAME/transfer-ablation/VARIANT/seed-S and scores them once on test. Results: BENCH/NAME/transfer_ablation.json
@@ -39,18 +41,17 @@ TWEETEVAL_TASKS = ["emotion", "hate", "irony", "offensive", "stance/abortion", "
 
 
 def unlabelled_corpus(parent: pipeline.Run, name: str) -> dict:
-    """A [transfer] corpus entry: in-domain texts the teacher can label, none from this task's val or test."""
+    """A [transfer] corpus entry: in-domain texts the teacher can label (the transfer set drops val / test texts)."""
     if name.startswith("jigsaw"):
         return {"path": "civil_comments_toxic_spans/acl2022_annotations/comments.csv", "format": "csv",
                 "column": "comment_text"}
     own = parent.config.data.path.rstrip("/")
-    held_out = set(parent.dataset.val.texts) | set(parent.dataset.test.texts)
     texts = []
     for task in TWEETEVAL_TASKS:
         for folder in data_dirs(parent.config.data):
             path = folder / "tweeteval" / task / "train_text.txt"
             if path.exists() and not own.endswith(task):
-                texts += [t for t in path.read_text(encoding="utf-8").split("\n") if t.strip() and t not in held_out]
+                texts += [t for t in path.read_text(encoding="utf-8").split("\n") if t.strip()]
                 break
     out = parent.out / "transfer-ablation" / "unlabelled.txt"
     io.write_text(out, "\n".join(dict.fromkeys(texts)) + "\n")
@@ -67,7 +68,7 @@ def variants(parent: pipeline.Run, name: str, max_texts: int) -> dict[str, dict]
 def cell_run(parent: pipeline.Run, variant: str, transfer: dict, seed: int, students: list[str],
              backend: str) -> pipeline.ChildRun:
     raw = parent.config.model_dump(mode="json")
-    raw["transfer"] = transfer
+    raw["transfer"] = {**transfer, "seed": seed} if transfer else {}  # the seed also draws augmentation and subsample
     raw["students"].update(include=students, seed=seed)
     raw["teacher"]["label_backend"] = backend
     slug = variant.replace(" ", "-")
@@ -90,7 +91,7 @@ def run_dataset(bench: Path, name: str, seeds: list[int], students: list[str], m
             if not todo:
                 continue
             run = cell_run(parent, variant, transfer, seed, todo, backend)
-            pipeline.label(run)  # labeled once per variant: later seeds hit the cache
+            pipeline.label(run)  # one labeling per variant and seed (the seed draws the extra texts)
             results["transfer_sets"][variant] = pipeline.transfer_set(run).counts
             pipeline.train_students(run)
             test = run.dataset.test

@@ -156,7 +156,7 @@ def partly_labelled(task: str) -> torch.Tensor:
     """Row 0 keeps its gold label; row 1 is a transfer-set text without one."""
     if task == "multiclass":
         return torch.tensor([CLASS_IDS[0], UNLABELLED])
-    return torch.tensor([LABEL_MATRIX[0], [UNLABELLED] * 3], dtype=torch.int8)
+    return torch.tensor(np.stack([LABEL_MATRIX[0], [UNLABELLED] * 3]), dtype=torch.int8)
 
 
 @pytest.mark.parametrize("task", ["multiclass", "multilabel"])

@@ -207,7 +207,7 @@ def train_students(run: Run) -> list[str]:
             if _trained_with(folder) == key:
                 print(f"student {name}: already trained ({folder})")
                 continue
-            print(f"student {name}: the students settings, teacher or transfer set changed since it was trained; "
+            print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
                   "training it again")
         student.fit(data, run.dataset.val.texts, run.dataset.val.labels, run.scorer,
                     checkpoint_dir=folder.with_name(f".{name}.checkpoint"))
