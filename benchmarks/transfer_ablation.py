@@ -77,7 +77,7 @@ def cell_run(parent: pipeline.Run, variant: str, transfer: dict, seed: int, stud
 
 
 def run_dataset(bench: Path, name: str, seeds: list[int], students: list[str], max_texts: int,
-                backend: str) -> dict:
+                backend: str, wanted: list[str]) -> dict:
     folder = bench / name
     if not (folder / "teacher" / "model" / "bertdistill.json").exists():
         raise SystemExit(f"{folder}: no teacher; run benchmarks/spine.py {name} (or `bertdistill teacher`) first")
@@ -85,6 +85,8 @@ def run_dataset(bench: Path, name: str, seeds: list[int], students: list[str], m
     results_path = folder / "transfer_ablation.json"
     results = io.read_json(results_path) if results_path.exists() else {"scores": {}, "transfer_sets": {}}
     for variant, transfer in variants(parent, name, max_texts).items():
+        if variant not in wanted:
+            continue
         for seed in seeds:
             done = results["scores"].setdefault(variant, {}).get(str(seed), {})
             todo = [s for s in students if s not in done]
@@ -137,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("datasets", nargs="+")
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14, 15])
     parser.add_argument("--students", nargs="+", default=["tfidf-soft-lr", "tfidf-logit-ridge", "bilstm-kd"])
+    parser.add_argument("--variants", nargs="+", default=["train only", "augmented", "unlabelled", "both"],
+                        help="which transfer sets ('train only' first: the others are compared with it)")
     parser.add_argument("--max-texts", type=int, default=40_000, help="most augmented + unlabelled texts per set")
     parser.add_argument("--label-backend", choices=["torch", "onnx", "onnx-int8"], default="onnx")
     parser.add_argument("--bench", type=Path, default=HERE.parent / "runs" / "bench")
     parser.add_argument("--report", default=str(HERE / "TRANSFER.md"), help="'' to write no report")
     args = parser.parse_args(argv)
     sections = [table(name, run_dataset(args.bench, name, args.seeds, args.students, args.max_texts,
-                                        args.label_backend)) for name in args.datasets]
+                                        args.label_backend, args.variants)) for name in args.datasets]
     if args.report:
         write_section(Path(args.report), "transfer-ablation", "\n\n".join(sections))
     print("\n\n".join(sections))

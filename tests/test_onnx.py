@@ -6,7 +6,8 @@ import pytest
 
 from bertdistill import io
 from bertdistill.errors import BertdistillError
-from bertdistill.onnx_export import OnnxTeacher, export_teacher, pad_ids
+from bertdistill.onnx_export import RECIPE, OnnxTeacher, export_teacher, pad_ids
+from bertdistill.onnx_export import exported as exported_variants
 from bertdistill.teacher import MODEL_FORMAT, Teacher
 
 TEXTS = ["a short one", "", "a much longer text with many more words in it so that padding matters 😀",
@@ -59,7 +60,8 @@ def test_fp32_logits_match_pytorch(teacher_dir, exported):
 def test_int8_is_close_and_smaller(exported):
     fp32, int8 = OnnxTeacher(exported["teacher-onnx"]), OnnxTeacher(exported["teacher-onnx-int8"])
     assert int8.kind == "onnx-int8" and int8.n_params == fp32.n_params
-    assert len(int8.params_["kept_fp32"]) == 2  # one feed-forward down-projection per layer
+    assert int8.params_["kept_fp32"] == ["/bert/encoder/layer.0/output/dense/MatMul"]  # first half of 2 layers
+    assert fp32.params_["fused"]["Attention"] == 2  # one fused attention op per layer
     difference = np.abs(int8.predict_logits(TEXTS) - fp32.predict_logits(TEXTS))
     assert np.isfinite(difference).all() and difference.max() < 0.5
     sizes = [(exported[name] / "model.onnx").stat().st_size for name in ("teacher-onnx", "teacher-onnx-int8")]
@@ -70,6 +72,17 @@ def test_export_is_reused_when_present(teacher_dir, exported):
     before = {name: (folder / "model.onnx").stat().st_mtime_ns for name, folder in exported.items()}
     again = export_teacher(teacher_dir, exported["teacher-onnx"].parent)
     assert {name: (folder / "model.onnx").stat().st_mtime_ns for name, folder in again.items()} == before
+
+
+def test_an_export_by_an_older_recipe_is_made_again(teacher_dir, tmp_path):
+    out = tmp_path / "old"
+    export_teacher(teacher_dir, out)
+    meta = io.read_json(out / "onnx-int8" / "bertdistill.json")
+    io.write_json(out / "onnx-int8" / "bertdistill.json", {**meta, "recipe": 1})
+    assert list(exported_variants(out)) == ["teacher-onnx"]
+    export_teacher(teacher_dir, out)
+    assert io.read_json(out / "onnx-int8" / "bertdistill.json")["recipe"] == RECIPE
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_not_an_onnx_teacher_is_a_clear_error(teacher_dir):
@@ -84,7 +97,5 @@ def test_pad_ids():
 
 
 def test_exported_lists_finished_variants_only(exported, tmp_path):
-    from bertdistill.onnx_export import exported as exported_variants
-
     assert exported_variants(exported["teacher-onnx"].parent) == exported
     assert exported_variants(tmp_path) == {}

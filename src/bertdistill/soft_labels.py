@@ -55,9 +55,12 @@ def teacher_fingerprint(teacher_folder: Path) -> str:
 
 
 def teacher_key(teacher_folder: Path, backend: str = "torch") -> str:
-    """The teacher's fingerprint, plus the backend when it is not PyTorch (int8 logits are not fp32 logits)."""
+    """The teacher's fingerprint, plus the backend and export recipe when it is not PyTorch (int8 logits are not
+    fp32 logits, and a new recipe changes them)."""
+    from .onnx_export import RECIPE
+
     fingerprint = teacher_fingerprint(teacher_folder)
-    return fingerprint if backend == "torch" else f"{fingerprint}-{backend}"
+    return fingerprint if backend == "torch" else f"{fingerprint}-{backend}-r{RECIPE}"
 
 
 def texts_fingerprint(texts: list[str]) -> str:
