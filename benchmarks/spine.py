@@ -121,8 +121,9 @@ def section(out: Path) -> str:
 
 def summary(outs: list[Path]) -> str:
     """One row per dataset: the issue's targets, as measured."""
-    lines = ["| dataset | metric | teacher | best student (share of teacher) | best ensemble: gap, latency share "
-             "| int8 teacher: speed-up, agreement | fastest student p50 ms |", "|" + "---|" * 7]
+    lines = ["| dataset | metric | teacher | best distilled TF-IDF vs tfidf-lr [95% CI] | best student (share of "
+             "teacher) | best ensemble: gap, latency share | int8 teacher: speed-up, agreement | fastest student p50 "
+             "ms |", "|" + "---|" * 8]
     for out in outs:
         entries, metric = io.read_json(out / "leaderboard.json"), _metric(out)
         by_name = {e["name"]: e for e in entries}
@@ -130,7 +131,7 @@ def summary(outs: list[Path]) -> str:
         students = [e for e in entries if e["role"] in ("baseline", "distilled")]
         ensembles = [e for e in entries if e["role"] == "ensemble"]
         best = max(students, key=lambda e: e["metrics"][metric])
-        cells = [out.name, metric, f"{100 * teacher['metrics'][metric]:.2f}",
+        cells = [out.name, metric, f"{100 * teacher['metrics'][metric]:.2f}", _linear_gain(students),
                  f"{best['name']} {100 * best['metrics'][metric]:.2f} "
                  f"({100 * best['metrics'][metric] / teacher['metrics'][metric]:.1f}%)"]
         if ensembles:
@@ -145,6 +146,16 @@ def summary(outs: list[Path]) -> str:
         cells.append(f"{min(e['latency_ms']['p50'] for e in students):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _linear_gain(students: list[dict]) -> str:
+    """The distilled TF-IDF student with the largest test gain over tfidf-lr, with its paired bootstrap CI."""
+    linear = [e for e in students if e["role"] == "distilled" and e.get("twin") == "tfidf-lr" and e.get("ci_vs_twin")]
+    if not linear:
+        return "-"
+    top = max(linear, key=lambda e: e["gain_vs_twin"])
+    ci = top["ci_vs_twin"]
+    return f"{top['name']} {100 * top['gain_vs_twin']:+.2f} [{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}]"
 
 
 def write_benchmarks() -> None:
