@@ -148,6 +148,23 @@ def test_soft_lr_alpha_mix_is_the_weighted_target(multiclass_dataset):
     np.testing.assert_allclose(mixed[0], hard[0], atol=1e-3)
 
 
+def test_soft_lr_mix_uses_the_teacher_alone_on_unlabelled_rows(multiclass_dataset, monkeypatch):
+    """Transfer-set texts without gold (-1) get the teacher's distribution; labelled rows the alpha-mix."""
+    data = training_data(multiclass_dataset)
+    labels = data.labels.copy()
+    labels[1::2] = -1
+    partial = TrainingData(data.texts, labels, data.teacher_logits, data.task, data.label_names)
+    seen = []
+    monkeypatch.setattr("bertdistill.students.linear.expand_soft_targets",
+                        lambda x, soft: seen.append(soft) or expand_soft_targets(x, soft))
+    x = featurize(StudentsConfig().tfidf, data.texts, multiclass_dataset.val.texts)[1]
+    TfidfSoftLogisticRegression(StudentsConfig()).fit_weights(x, partial, {"C": 4.0, "temperature": 1.0, "alpha": 0.25})
+    teacher = softmax(data.teacher_logits)
+    np.testing.assert_allclose(seen[0][1::2], teacher[1::2], rtol=1e-6)
+    gold = np.eye(teacher.shape[1])[labels[0::2]]
+    np.testing.assert_allclose(seen[0][0::2], 0.25 * teacher[0::2] + 0.75 * gold, rtol=1e-6)
+
+
 @pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "distilled"])
 def test_distilled_students_need_teacher_logits(kind, multiclass_dataset):
     scorer = Scorer.for_dataset(multiclass_dataset, None, None)

@@ -195,9 +195,9 @@ def train_students(run: Run) -> list[str]:
     train = run.dataset.train
     gold = TrainingData(train.texts, train.labels, logits[:texts.n_train], run.dataset.task, run.dataset.label_names,
                         run.teacher_dir)
-    distilled = gold if not texts.has_extra else TrainingData(texts.texts, _with_unlabelled(train.labels, len(texts.texts)),
-                                                              logits, run.dataset.task, run.dataset.label_names,
-                                                              run.teacher_dir)
+    distilled = gold if not texts.has_extra else TrainingData(
+        texts.texts, _with_unlabelled(train.labels, len(texts.texts)), logits, run.dataset.task,
+        run.dataset.label_names, run.teacher_dir)
     for name in run.config.students.include:
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
