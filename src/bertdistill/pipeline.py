@@ -120,10 +120,11 @@ def _without_labeling(section: dict | None) -> dict | None:
     return None if section is None else {k: v for k, v in section.items() if k not in LABELING_KEYS}
 
 
-def train_teacher(run: Run) -> Path:
+def train_teacher(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> Path:
+    """Fine-tune the teacher (`shard`: this process's place under `accelerate launch`), or adopt a given one."""
     if run.config.teacher.reuse:
         return adopt_teacher(run, Path(run.config.teacher.reuse))
-    return fine_tune(run.dataset, run.config.teacher, run.scorer, run.out / "teacher")
+    return fine_tune(run.dataset, run.config.teacher, run.scorer, run.out / "teacher", shard)
 
 
 def adopt_teacher(run: Run, source: Path) -> Path:

@@ -22,6 +22,7 @@ from .config import TeacherConfig
 from .data import Dataset
 from .errors import BertdistillError
 from .evaluate import Scorer, probabilities
+from .soft_labels import Shard
 
 MODEL_FORMAT = "bertdistill-teacher"
 transformers.logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
@@ -92,8 +93,12 @@ class Teacher:
         return probabilities(self.predict_logits(texts), self.task)
 
 
-def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path) -> Path:
-    """Fine-tune (or resume fine-tuning) into `out`; returns the folder of the best-on-val epoch."""
+def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path, shard: Shard = Shard()) -> Path:
+    """Fine-tune (or resume fine-tuning) into `out`; returns the folder of the best-on-val epoch.
+
+    Under `accelerate launch` (`shard` of a DDP process group, see teacher_distributed.py) every process takes its
+    share of each batch, DDP averages the gradients, so the steps are those of one process on the whole batch; the
+    main process alone writes and scores the epoch checkpoints."""
     final = out / "model"
     if (final / "bertdistill.json").exists():
         return final
@@ -109,15 +114,18 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total), total)
     start_epoch = _resume(out / "checkpoints", model, optimizer, scheduler)
     targets = torch.tensor(dataset.train.labels)
+    forward = model if shard.world == 1 else torch.nn.parallel.DistributedDataParallel(model)
     for epoch in range(start_epoch, config.epochs + 1):
         torch.manual_seed(config.seed + epoch)
         batches = length_grouped_batches(lengths, config.batch_size, np.random.default_rng(config.seed + epoch))
+        batches = [rows for rows in batches if len(rows) >= shard.world]  # every process needs a share
         model.train()
-        bar = tqdm(batches, desc=f"teacher epoch {epoch}/{config.epochs}", unit="batch")
+        bar = tqdm(batches, desc=f"teacher epoch {epoch}/{config.epochs}", unit="batch", disable=shard.rank > 0)
         for rows in bar:
+            rows = rows[shard.rank::shard.world]
             batch = pad_batch([train_ids[i] for i in rows], tokenizer.pad_token_id, device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                logits = model(**batch).logits.float()
+                logits = forward(**batch).logits.float()
             loss = _loss(logits, targets[rows].to(device), dataset.task)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -125,8 +133,13 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             bar.set_postfix(loss=f"{loss.item():.4f}")
-        _save_epoch(out / "checkpoints", epoch, model, tokenizer, optimizer, scheduler, config, dataset, scorer)
-    return _publish_best(out, config.epochs)
+        if shard.rank == 0:
+            _save_epoch(out / "checkpoints", epoch, model, tokenizer, optimizer, scheduler, config, dataset, scorer)
+        shard.barrier()
+    if shard.rank == 0:
+        _publish_best(out, config.epochs)
+    shard.barrier()
+    return final
 
 
 def _new_model(config: TeacherConfig, dataset: Dataset, device: torch.device):

@@ -1,0 +1,59 @@
+"""Teacher fine-tuning across processes with Hugging Face Accelerate (DDP process group: gloo on CPU, NCCL on GPUs).
+
+    accelerate launch --multi_gpu --num_processes 2 -m bertdistill.teacher_distributed CONFIG --out RUN [--set K=V]
+
+The teacher stage of `bertdistill run`, data-parallel: every process holds the model and takes its share of each
+batch; DDP averages the gradients, so each optimizer step is the one a single process takes on the whole batch
+(same batches, same schedule, the same result up to floating-point sums and dropout). The main process creates the
+run directory and writes, scores and picks the epoch checkpoints; an interrupted run resumes from the last epoch
+under any number of processes. Then label (`bertdistill.label_distributed`) and the later stages as usual.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import BertdistillError
+from .label_distributed import accelerate_shard, device_name
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bertdistill.teacher_distributed",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("config", help="a run's TOML file or built-in config name")
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<config name>)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--data-dir", help="folder holding local dataset copies (sets data.data_dir)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from . import pipeline
+    from .cli import resolve
+
+    args = build_parser().parse_args(argv)
+    try:
+        shard = accelerate_shard()
+        config, out = resolve(argparse.Namespace(command="teacher", config=args.config, out=args.out,
+                                                 overrides=args.overrides, data_dir=args.data_dir))
+        run = pipeline.prepare(config, out)
+        if shard.rank == 0:
+            pipeline.start(run)
+        shard.barrier()
+        # this process's device, for this stage only (config.json keeps the configured one)
+        run.config = config.model_copy(update={"teacher": config.teacher.model_copy(update={"device": device_name()})})
+        if config.teacher.reuse:
+            if shard.rank == 0:
+                pipeline.train_teacher(run)
+            shard.barrier()
+        else:
+            pipeline.train_teacher(run, shard)
+    except BertdistillError as err:
+        print(f"bertdistill: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
