@@ -48,6 +48,22 @@ def device_name() -> str:
     return "cpu" if accelerate_state().device.type == "cpu" else "cuda"
 
 
+def on_this_device(config):
+    """The config with this process's device for the teacher, for this stage only (config.json keeps the
+    configured one)."""
+    return config.model_copy(update={"teacher": config.teacher.model_copy(update={"device": device_name()})})
+
+
+def exit_code(work) -> int:
+    """Run work(); a BertdistillError is one line on stderr and exit code 2, as in the CLI."""
+    try:
+        work()
+    except BertdistillError as err:
+        print(f"bertdistill: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def label_run(args: argparse.Namespace, shard: soft_labels.Shard) -> None:
     from . import pipeline
     from .cli import resolve
@@ -60,8 +76,7 @@ def label_run(args: argparse.Namespace, shard: soft_labels.Shard) -> None:
         pipeline.transfer_set(run)  # built and saved once; the other processes read it
         _export_once(run.teacher_dir, config.teacher.label_backend)
     shard.barrier()
-    # this process's device, for this stage only (config.json keeps the configured one)
-    run.config = config.model_copy(update={"teacher": config.teacher.model_copy(update={"device": device_name()})})
+    run.config = on_this_device(config)
     pipeline.label(run, shard)
 
 
@@ -101,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     by_texts = args.teacher is not None or args.texts is not None
-    try:
+
+    def work() -> None:
         if by_texts and not (args.teacher and args.texts and args.cache):
             raise BertdistillError("labeling a text file needs --teacher, --texts and --cache")
         shard = accelerate_shard()
@@ -109,10 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             label_texts(args, shard)
         else:
             label_run(args, shard)
-    except BertdistillError as err:
-        print(f"bertdistill: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code(work)
 
 
 if __name__ == "__main__":

@@ -14,8 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .errors import BertdistillError
-from .label_distributed import accelerate_shard, device_name
+from .label_distributed import accelerate_shard, exit_code, on_this_device
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,30 +28,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return exit_code(lambda: fine_tune_run(args))
+
+
+def fine_tune_run(args: argparse.Namespace) -> None:
     from . import pipeline
     from .cli import resolve
 
-    args = build_parser().parse_args(argv)
-    try:
-        shard = accelerate_shard()
-        config, out = resolve(argparse.Namespace(command="teacher", config=args.config, out=args.out,
-                                                 overrides=args.overrides, data_dir=args.data_dir))
-        run = pipeline.prepare(config, out)
+    shard = accelerate_shard()
+    config, out = resolve(argparse.Namespace(command="teacher", config=args.config, out=args.out,
+                                             overrides=args.overrides, data_dir=args.data_dir))
+    run = pipeline.prepare(config, out)
+    if shard.rank == 0:
+        pipeline.start(run)
+    shard.barrier()
+    run.config = on_this_device(config)
+    if config.teacher.reuse:  # adopting a fine-tuned teacher is a copy: the main process does it
         if shard.rank == 0:
-            pipeline.start(run)
+            pipeline.train_teacher(run)
         shard.barrier()
-        # this process's device, for this stage only (config.json keeps the configured one)
-        run.config = config.model_copy(update={"teacher": config.teacher.model_copy(update={"device": device_name()})})
-        if config.teacher.reuse:
-            if shard.rank == 0:
-                pipeline.train_teacher(run)
-            shard.barrier()
-        else:
-            pipeline.train_teacher(run, shard)
-    except BertdistillError as err:
-        print(f"bertdistill: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    else:
+        pipeline.train_teacher(run, shard)
 
 
 if __name__ == "__main__":
