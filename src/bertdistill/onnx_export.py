@@ -6,14 +6,15 @@ offensive (2 CPU threads, 2,000 train texts; agreement chosen on *val*):
 - Export with `torch.onnx.export(..., dynamo=False)` (the TorchScript exporter that ships with torch; no optimum
   and its transformers pins), from the model loaded with eager attention: that graph is the pattern ONNX Runtime's
   transformer optimizer fuses (embedding + LayerNorm, one Attention op per layer, bias + GELU, skip + LayerNorm),
-  which the SDPA export is not. Fused fp32: logits equal to PyTorch's to ~3e-6, ~10% faster than the plain graph.
+  which the SDPA export is not. Fused fp32: logits equal to PyTorch's to ~3e-6, 0-10% faster than the plain
+  graph (within this machine's noise).
   A model the optimizer cannot fuse keeps its plain graph; the parity check below guards both.
 - Int8: `onnxruntime.quantization.quantize_dynamic`, MatMul and Attention weights int8 per channel, activations
   quantized per tensor at run time, embeddings fp32. The feed-forward down-projections (MatMuls mapping more
   features to fewer) take GELU outputs with outlier channels that one per-tensor scale handles badly (Bondarenko
   et al. 2021), and the early layers suffer most: top-1 agreement with fp32 on val is 98.3% with every
   down-projection int8, 98.7% with layer 0's kept fp32, 99.3% with the first half's kept fp32 (and with all of
-  them). So the first half stays fp32: 1.75x PyTorch's texts/s, where all-int8 reaches 2.0x at 98.3%.
+  them). So the first half stays fp32: 1.7x PyTorch's texts/s, where all-int8 reaches 2.0x at 98.3%.
 Each variant is a self-contained folder (model.onnx, tokenizer, bertdistill.json) under the run's teacher/.
 """
 from __future__ import annotations

@@ -199,11 +199,11 @@ def train_students(run: Run) -> list[str]:
     distilled = gold if not texts.has_extra else TrainingData(
         texts.texts, _with_unlabelled(train.labels, len(texts.texts)), logits, run.dataset.task,
         run.dataset.label_names, run.teacher_dir)
+    keys = {"baseline": training_key(run, gold.texts), "distilled": training_key(run, distilled.texts)}
     for name in run.config.students.include:
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
-        data = gold if student.role == "baseline" else distilled
-        key = training_key(run, data.texts)
+        data, key = (gold if student.role == "baseline" else distilled), keys[student.role]
         if (folder / "bertdistill.json").exists():
             if _trained_with(folder) == key:
                 print(f"student {name}: already trained ({folder})")
