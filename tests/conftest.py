@@ -99,7 +99,8 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY_RUN = ["--set", "data.max_train=200", "--set", "data.max_eval=80", "--set", "teacher.epochs=1",
             "--set", "teacher.max_length=48", "--set", "eval.latency_texts=10", "--set", "eval.warmup=2",
-            "--set", "eval.throughput_texts=20", "--set", "students.trials=1"]
+            "--set", "eval.throughput_texts=20", "--set", "students.trials=1",
+            "--set", "transfer.max_texts=50"]  # configs with unlabelled corpora: a few of their texts
 
 
 def _tiny_run(out: Path, config: str, *extra: str) -> Path:

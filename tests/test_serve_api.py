@@ -241,3 +241,15 @@ def test_multilabel_labels_use_the_thresholds_tuned_on_val():
     untuned = ServedModel("m", None, "distilled", "k")
     assert untuned.labels(np.array([0.35, 0.55, 0.5]), "multilabel", names) == ["insult", "threat"]
     assert untuned.labels(np.array([0.2, 0.7, 0.1]), "multiclass", names) == ["insult"]
+
+
+def test_the_schemas_non_blank_pattern_is_pythons_whitespace_exactly():
+    """The OpenAPI pattern and the server's check must agree on every character (U+001C once slipped through)."""
+    import re
+    import sys
+
+    from bertdistill.serve.schemas import NON_BLANK
+
+    pattern = re.compile(NON_BLANK)
+    disagree = [hex(i) for i in range(sys.maxunicode + 1) if chr(i).isspace() == bool(pattern.fullmatch(chr(i)))]
+    assert disagree == []

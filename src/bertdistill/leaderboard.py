@@ -24,7 +24,7 @@ from .calibration import reliability
 from .ensemble import empty_results
 from .evaluate import dark_knowledge_rows, fidelity, probabilities, tune_thresholds
 from .onnx_export import export_teacher
-from .pipeline import Run, load_models, teacher_logits
+from .pipeline import Run, load_models, teacher_logits, trained_with
 from .stats import paired_bootstrap
 
 TEACHER_ROWS = ("teacher", "teacher-onnx", "teacher-onnx-int8")
@@ -79,6 +79,8 @@ def evaluate_model(run: Run, name: str, model, teacher_test: np.ndarray) -> tupl
         "throughput_per_s": rate,
         "size_bytes": model_size(run, name, model),
         "n_params": model.n_params,
+        "train_seconds": None if teacher_row or model.role == "ensemble" else
+        trained_with(run.student_dir(name)).get("train_seconds"),
         "hyperparameters": None if name == "teacher" else model.params_,
         "thresholds": None if thresholds is None else thresholds.tolist(),
     }

@@ -20,11 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import ensemble, io, onnx_export, soft_labels, transfer
 from .config import RunConfig
@@ -210,12 +212,15 @@ def train_students(run: Run) -> list[str]:
                 continue
             print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
                   "training it again")
+        started = time.perf_counter()
         student.fit(data, run.dataset.val.texts, run.dataset.val.labels, run.scorer,
                     checkpoint_dir=folder.with_name(f".{name}.checkpoint"))
+        seconds = time.perf_counter() - started  # of the last (resumed) fit when training was interrupted
         staging = folder.with_name(f".{name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         student.save(staging)
-        io.write_json(staging / TRAINED_WITH, {"key": key})
+        io.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds, "rows": len(data.texts),
+                                               "torch_threads": torch.get_num_threads()})
         shutil.rmtree(folder, ignore_errors=True)
         staging.rename(folder)
         print(f"student {name}: val {run.scorer.metric} = {student.val_score_:.4f} with {student.params_}")
@@ -240,10 +245,16 @@ def training_key(run: Run, texts: list[str]) -> str:
 
 
 def _trained_with(folder: Path) -> str | None:
+    return trained_with(folder).get("key")
+
+
+def trained_with(folder: Path) -> dict:
+    """What a saved student records of its training (key, train_seconds, rows, torch_threads); {} if unknown."""
     try:
-        return io.read_json(folder / TRAINED_WITH)["key"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
+        record = io.read_json(folder / TRAINED_WITH)
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
 def load_students(run: Run) -> dict:

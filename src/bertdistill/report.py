@@ -15,7 +15,8 @@ from .errors import BertdistillError
 from .findings import dark_knowledge_blocks, ensemble_blocks, findings, uncertainty_blocks
 
 COLUMNS = ["model", "role", "{metric}", "gain vs hard-label twin", "agreement", "cosine", "KL", "ECE", "p50 ms",
-           "p95 ms", "texts/s", "speed-up", "vs ONNX", "vs int8", "size MB", "params"]
+           "p95 ms", "texts/s", "speed-up", "vs ONNX", "vs int8", "size MB", "params",
+           "train s"]
 FIGURES = {"quality_vs_latency.png": "quality vs latency", "reliability.png": "reliability diagram"}
 
 
@@ -38,6 +39,7 @@ def _row(e: dict, metric: str) -> list[str]:
         f"{e['latency_ms']['p50']:.3f}", f"{e['latency_ms']['p95']:.3f}", f"{e['throughput_per_s']:.0f}",
         f"{e['speedup_vs_teacher']:.1f}x", _speedup(speedups.get("teacher-onnx")),
         _speedup(speedups.get("teacher-onnx-int8")), f"{e['size_bytes'] / 1e6:.1f}", f"{e['n_params']:,}",
+        "" if e.get("train_seconds") is None else f"{e['train_seconds']:.0f}",
     ]
 
 

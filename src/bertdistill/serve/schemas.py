@@ -12,7 +12,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 MAX_TEXT_CHARS = 5_000  # longer texts are refused (422); BERT truncates at its max_length tokens anyway
 MAX_BATCH = 64  # texts per request
 MAX_BODY_BYTES = 1 << 20  # the whole request body (413 beyond it)
-_NON_BLANK = re.compile(r"\S")  # Python's \s is exactly what str.strip() removes
+# a character that is not whitespace by str.isspace(), spelled out: `\S` differs between Python's regexes and the
+# ECMA ones of the OpenAPI schema (e.g. U+001C is whitespace only in Python), and both must agree
+NON_BLANK = r"[^\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+_NON_BLANK = re.compile(NON_BLANK)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -24,7 +27,7 @@ def _check_text(text: str) -> str:
     return text
 
 
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": r"\S"},
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": NON_BLANK},
                             description=f"raw text, 1 to {MAX_TEXT_CHARS} characters, not only whitespace"),
                  AfterValidator(_check_text)]
 MODEL_NAME_MARK = "x-bertdistill-model-name"  # app.py lists the run's models as this schema's enum

@@ -23,11 +23,13 @@ class KimCNN(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         x = (self.embedder(input_ids) * attention_mask.unsqueeze(-1)).transpose(1, 2)  # (n, dim, length)
+        x = F.pad(x, (0, max(self.widths) - 1))  # zeros after the text: every width has at least one window
         lengths = attention_mask.sum(1)
         pooled = []
         for conv, width in zip(self.convs, self.widths):
-            h = F.relu(conv(F.pad(x, (0, max(0, width - x.shape[2])))))  # (n, filters, positions)
-            # a window is valid if it starts inside the text; texts shorter than the width keep position 0
+            h = F.relu(conv(x))  # (n, filters, positions)
+            # a window is valid if it starts inside the text and ends in it, or, for a text shorter than the
+            # width, at position 0; the padding's windows are masked out
             last_start = (lengths - width).clamp(min=0)
             valid = torch.arange(h.shape[2], device=h.device)[None, :] <= last_start[:, None]
             pooled.append(h.masked_fill(~valid[:, None, :], float("-inf")).max(dim=2).values)

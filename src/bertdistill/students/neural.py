@@ -3,10 +3,14 @@
 A family module only defines its `nn.Module` (`build`) and the shape it records (`architecture`); this base
 class trains it with early stopping on val, checkpoints every epoch (an interrupted fit resumes), and saves
 it as safetensors + JSON. The hard-label baseline and the distilled variant of a family differ only in the loss.
+A single text (a served request, the latency column) runs through ONNX Runtime: the module is exported once,
+in memory, on the first such call; batches run through PyTorch, whose padding masks each family handles.
 """
 from __future__ import annotations
 
 import shutil
+import warnings
+from io import BytesIO
 from pathlib import Path
 from typing import ClassVar
 
@@ -60,6 +64,7 @@ class NeuralStudent:
     kind: ClassVar[str]
     role: ClassVar[str] = "baseline"
     twin: ClassVar[str | None] = None
+    session_ = None  # ONNX Runtime session for single texts, built on first use
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()
@@ -119,6 +124,7 @@ class NeuralStudent:
         self.task_, self.label_names_ = data.task, list(data.label_names)
         self.arch_ = self.architecture(table_dim, config, source)
         self.module_ = self.build(self.arch_, self.encoder_.vocab_size, len(self.label_names_))
+        self.session_ = None
         if config.tokenizer == "teacher":
             self.initialise(self.module_, source, self.encoder_.kept)
         if config.freeze_embeddings:
@@ -130,10 +136,20 @@ class NeuralStudent:
                         "epochs_trained": len(self.history_), "seed": self.config.seed, **self.arch_}
         return self
 
-    @torch.inference_mode()
     def predict_logits(self, texts: list[str]) -> np.ndarray:
+        encoded = self.encoder_.encode(texts)
+        if len(encoded) == 1:
+            ids = encoded[0][None, :]
+            return self._onnx_session().run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
         self.module_.eval()
-        return predict_ids(self.module_, self.encoder_.encode(texts), torch.device("cpu"))
+        with torch.inference_mode():
+            return predict_ids(self.module_, encoded, torch.device("cpu"))
+
+    def _onnx_session(self):
+        """ONNX Runtime session for one text of any length, exported from the current module on first use."""
+        if self.session_ is None:
+            self.session_ = onnx_session(self.module_)
+        return self.session_
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)
@@ -162,6 +178,27 @@ class NeuralStudent:
         load_model(student.module_, str(Path(folder) / "model.safetensors"))
         student.module_.eval()
         return student
+
+
+def onnx_session(module: nn.Module):
+    """The module (eval mode, CPU) exported to ONNX for a batch of one unpadded text, in an ONNX Runtime session.
+
+    One intra-op thread: for a model this small, a single text gains nothing from more and pays their
+    synchronisation. Logits match PyTorch's to ~1e-6 (tests/test_students.py checks every family)."""
+    import onnxruntime
+
+    module = module.cpu().eval()
+    ids = torch.ones(1, 8, dtype=torch.long)
+    buffer = BytesIO()
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(module, (ids, torch.ones_like(ids)), buffer, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes={"input_ids": {1: "length"},
+                                                                 "attention_mask": {1: "length"}},
+                          opset_version=17, dynamo=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
 
 
 def predict_ids(module: nn.Module, encoded: list[np.ndarray], device: torch.device,
