@@ -129,3 +129,20 @@ def test_minibert_needs_the_teacher_tokenizer():
 def test_bad_loss_settings_are_config_errors(field, value):
     with pytest.raises(ValueError):
         LossConfig(**{field: value})
+
+
+@pytest.mark.parametrize("kind", ["cnn-kd", "minibert-kd"])
+def test_bf16_training_on_cpu_runs_in_bf16_and_keeps_fp32_weights(kind, multiclass_dataset, tiny_bert_dir):
+    """precision = "bf16" trains under bf16 autocast on the CPU too (AMX): other weights than fp32's, still fp32
+    tensors, finite float32 logits; "auto" on the CPU is plain fp32."""
+    teacher = teacher_for(kind, tiny_bert_dir)
+    fp32 = fit(kind, multiclass_dataset, teacher)
+    auto = fit(kind, multiclass_dataset, teacher, neural=QUICK.model_copy(update={"precision": "fp32"}))
+    bf16 = fit(kind, multiclass_dataset, teacher, neural=QUICK.model_copy(update={"precision": "bf16"}))
+    weights = {name: dict(student.module_.named_parameters()) for name, student in
+               (("fp32", fp32), ("auto", auto), ("bf16", bf16))}
+    assert all(torch.equal(p, weights["auto"][n]) for n, p in weights["fp32"].items())
+    assert any(not torch.equal(p, weights["bf16"][n]) for n, p in weights["fp32"].items())
+    assert all(p.dtype == torch.float32 for p in weights["bf16"].values())
+    logits = bf16.predict_logits(multiclass_dataset.test.texts)
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()

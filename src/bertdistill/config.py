@@ -106,6 +106,9 @@ class NeuralConfig(_Section):
     fasttext_learning_rate: float = Field(1e-2, gt=0)  # bag-of-embeddings models want a larger step
     loss: LossConfig | None = None  # distilled variants; None: KL (multiclass) or soft BCE (multilabel)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # training arithmetic: "auto" is bf16 autocast on CUDA (as the teacher) and fp32 on CPU; "bf16" also on CPU,
+    # where AMX / AVX512-BF16 halve a mini-BERT step. Weights stay fp32; inference is fp32
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
 
 class StudentsConfig(_Section):

@@ -226,6 +226,7 @@ class TrainingLoop:
         self.student, self.loss, self.scorer, self.folder = student, loss, scorer, folder
         self.config = student.config.neural
         self.device = choose_device(self.config.device)
+        self.bf16 = self.config.precision == "bf16" or (self.config.precision == "auto" and self.device.type == "cuda")
 
     def run(self, data: TrainingData, train_ids: list[np.ndarray], val_ids: list[np.ndarray],
             val_labels: np.ndarray) -> tuple[list[dict], float]:
@@ -251,7 +252,8 @@ class TrainingLoop:
                                              leave=False)):
                 progress = ((epoch - 1) * steps_per_epoch + step) / total
                 batch = pad_batch([train_ids[i] for i in rows], PAD, self.device)
-                logits = module(**batch)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                    logits = module(**batch).float()
                 loss = self.loss(logits, _rows(teacher, rows, self.device), _rows(labels, rows, self.device),
                                  progress)
                 loss.backward()
