@@ -192,6 +192,19 @@ def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multi
     assert (tmp_path / "ensembles" / "avg" / "bertdistill.json").stat().st_mtime_ns != stamp
     assert not list((tmp_path / "ensembles").glob(".*.tmp"))
 
+    # same specs, same students: kept (the empty greedy one is always retried); a member retrained (other val
+    # predictions): chosen again
+    def stamps():
+        return {name: (tmp_path / "ensembles" / name / "bertdistill.json").stat().st_mtime_ns
+                for name in ("avg", "fit", "fast")}
+
+    before = stamps()
+    train_all(_run(multiclass_dataset, tmp_path, changed), students)
+    assert stamps() == before
+    train_all(_run(multiclass_dataset, tmp_path, changed), {**students, "tfidf-logit-ridge": students["keyword"]})
+    after = stamps()
+    assert after["avg"] != before["avg"] and after["fit"] != before["fit"]  # tfidf-logit-ridge is a candidate of both
+
 
 def test_stage_errors_name_the_problem(students, multiclass_dataset, tmp_path):
     with pytest.raises(BertdistillError, match="student\\(s\\) cnn not trained"):

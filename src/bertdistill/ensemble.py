@@ -14,6 +14,7 @@ How members and weights are chosen, on val only (test is never read here):
 """
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections import Counter
 from functools import cache
@@ -204,27 +205,38 @@ def train_all(run, students: Mapping[str, object]) -> list[dict]:
     headers = []
     for spec in run.config.ensembles:
         folder = run.out / "ensembles" / spec.name
-        if not _up_to_date(folder, spec):
-            untrained = [name for name in spec.members or [] if name not in students]
-            if untrained:
-                raise BertdistillError(f"ensemble '{spec.name}': student(s) {', '.join(untrained)} not trained "
-                                       f"(trained: {', '.join(students) or 'none'})")
-            members = {name: val_probs[name] for name in spec.members or students}
+        untrained = [name for name in spec.members or [] if name not in students]
+        if untrained:
+            raise BertdistillError(f"ensemble '{spec.name}': student(s) {', '.join(untrained)} not trained "
+                                   f"(trained: {', '.join(students) or 'none'})")
+        members = {name: val_probs[name] for name in spec.members or students}
+        if not _up_to_date(folder, spec, candidates_key(members)):
             weights, info = choose(spec, members, students, val.labels, run.scorer,
                                    lambda names: _p50(Ensemble(students, dict.fromkeys(names, 1.0), run.scorer.task,
                                                                {}).predict_proba, probe, run.config.eval),
                                    teacher_p50)
-            _publish(folder, weights, run.scorer.task, info)
+            _publish(folder, weights, run.scorer.task, {**info, "candidates": candidates_key(members)})
         headers.append(read_header(folder))
     return headers
 
 
-def _up_to_date(folder: Path, spec) -> bool:
-    """Saved with this very spec; an empty greedy result is retried (it depends on timings, not only on val)."""
+def candidates_key(member_probs: Mapping[str, np.ndarray]) -> str:
+    """Which students an ensemble chose from and what they predict on val: retrained students change it."""
+    digest = hashlib.sha256()
+    for name in sorted(member_probs):
+        digest.update(name.encode("utf-8"))
+        digest.update(np.round(member_probs[name], 5).astype(np.float32).tobytes())  # ignore last-bit jitter
+    return digest.hexdigest()[:16]
+
+
+def _up_to_date(folder: Path, spec, candidates: str) -> bool:
+    """Saved with this very spec from the same students; an empty greedy result is retried (it depends on
+    timings, not only on val)."""
     if not (folder / "bertdistill.json").exists():
         return False
     header = read_header(folder)
-    return header.get("spec") == spec.model_dump() and header["status"] == "built"
+    return (header.get("spec") == spec.model_dump() and header.get("candidates") == candidates
+            and header["status"] == "built")
 
 
 def choose(spec, member_probs: Mapping[str, np.ndarray], students: Mapping[str, object], labels: np.ndarray,

@@ -207,7 +207,7 @@ def train_students(run: Run) -> list[str]:
         student = student_class(name)(run.config.students)
         data, key = (gold if student.role == "baseline" else distilled), keys[student.role]
         if (folder / "bertdistill.json").exists():
-            if _trained_with(folder) == key:
+            if trained_with(folder).get("key") == key:
                 print(f"student {name}: already trained ({folder})")
                 continue
             print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
@@ -242,10 +242,6 @@ def training_key(run: Run, texts: list[str]) -> str:
                 "teacher": soft_labels.teacher_key(run.teacher_dir, run.config.teacher.label_backend),
                 "texts": soft_labels.texts_fingerprint(texts)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
-
-
-def _trained_with(folder: Path) -> str | None:
-    return trained_with(folder).get("key")
 
 
 def trained_with(folder: Path) -> dict:
