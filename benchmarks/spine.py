@@ -2,6 +2,7 @@
 
     python benchmarks/spine.py tweeteval-offensive tweeteval-emotion tweeteval-hate jigsaw-toxic --seeds 14 15
     python benchmarks/spine.py --evaluate-only tweeteval-hate   # re-measure a finished run, no training
+    python benchmarks/spine.py --seeds-only tweeteval-hate --seeds 14 15   # only add student seed replicates
     python benchmarks/spine.py --report-only          # only rewrite BENCHMARKS.md from runs/bench/*
 
 Each dataset runs `bertdistill run NAME --out runs/bench/NAME` (resumable: a finished teacher, soft labels and
@@ -69,14 +70,16 @@ def _metric(out: Path) -> str:
     return "mean_roc_auc" if dataset["task"] == "multilabel" else (config["data"]["metric"] or "macro_f1")
 
 
-def run_dataset(name: str, seeds: list[int], fresh: bool, evaluate_only: bool) -> None:
-    """The whole pipeline on one built-in config (or, evaluate_only, re-measure a finished run directory)."""
+def run_dataset(name: str, seeds: list[int], fresh: bool, evaluate_only: bool, seeds_only: bool = False) -> None:
+    """The whole pipeline on one built-in config (or, evaluate_only, re-measure a finished run directory; or,
+    seeds_only, only add seed replicates to it)."""
     out = BENCH / name
     if fresh:
         shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     first_time = not (out / "leaderboard.json").exists()
-    commands = ([[stage, "--out", str(out)] for stage in ("ensembles", "evaluate", "report")] if evaluate_only
+    commands = ([] if seeds_only else
+                [[stage, "--out", str(out)] for stage in ("ensembles", "evaluate", "report")] if evaluate_only
                 else [["run", name, "--out", str(out)]])
     for command in commands:
         if cli_main(command) != 0:
@@ -196,11 +199,13 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="delete runs/bench/NAME first")
     parser.add_argument("--evaluate-only", action="store_true",
                         help="no training: rebuild ensembles, re-evaluate and report runs/bench/NAME as configured")
+    parser.add_argument("--seeds-only", action="store_true",
+                        help="only train the --seeds replicates of a finished run (its leaderboard is kept)")
     parser.add_argument("--report-only", action="store_true", help="only rewrite BENCHMARKS.md")
     args = parser.parse_args()
     if not args.report_only:
         for name in args.configs:
-            run_dataset(name, args.seeds, args.fresh, args.evaluate_only)
+            run_dataset(name, args.seeds, args.fresh, args.evaluate_only, args.seeds_only)
     write_benchmarks()
     return 0
 
