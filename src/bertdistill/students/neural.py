@@ -29,6 +29,7 @@ from ..config import NeuralConfig, StudentsConfig
 from ..errors import BertdistillError
 from ..evaluate import Scorer, probabilities
 from ..losses import DistillationLoss, LossConfig
+from ..onnx_export import OPSET
 from ..teacher import choose_device, resolve_backbone
 from .base import TrainingData, read_header, require, write_header
 from .tokens import PAD, WordEncoder, WordPieceEncoder, load_encoder
@@ -195,7 +196,7 @@ def onnx_session(module: nn.Module):
         torch.onnx.export(module, (ids, torch.ones_like(ids)), buffer, input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes={"input_ids": {1: "length"},
                                                                  "attention_mask": {1: "length"}},
-                          opset_version=17, dynamo=False)
+                          opset_version=OPSET, dynamo=False)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
