@@ -136,8 +136,8 @@ def test_bf16_training_on_cpu_runs_in_bf16_and_keeps_fp32_weights(kind, multicla
     """precision = "bf16" trains under bf16 autocast on the CPU too (AMX): other weights than fp32's, still fp32
     tensors, finite float32 logits; "auto" on the CPU is plain fp32."""
     teacher = teacher_for(kind, tiny_bert_dir)
-    fp32 = fit(kind, multiclass_dataset, teacher)
-    auto = fit(kind, multiclass_dataset, teacher, neural=QUICK.model_copy(update={"precision": "fp32"}))
+    auto = fit(kind, multiclass_dataset, teacher)  # QUICK leaves precision at "auto"
+    fp32 = fit(kind, multiclass_dataset, teacher, neural=QUICK.model_copy(update={"precision": "fp32"}))
     bf16 = fit(kind, multiclass_dataset, teacher, neural=QUICK.model_copy(update={"precision": "bf16"}))
     weights = {name: dict(student.module_.named_parameters()) for name, student in
                (("fp32", fp32), ("auto", auto), ("bf16", bf16))}
