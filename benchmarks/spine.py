@@ -125,9 +125,9 @@ def section(out: Path) -> str:
 def summary(outs: list[Path]) -> str:
     """One row per dataset: the issue's targets, as measured."""
     lines = ["| dataset | metric | teacher | best distilled TF-IDF vs tfidf-lr [95% CI] | bilstm-kd vs bilstm [95% CI] "
-             "| best distilled neural student at <= 1/20 latency: share of teacher, latency share | best student (share of "
-             "teacher) | best ensemble: gap, latency share | int8 teacher: speed-up, agreement | fastest student p50 "
-             "ms |", "|" + "---|" * 10]
+             "| best distilled neural student at <= 1/20 latency: share of teacher, latency share "
+             "| best student (share of teacher) | best ensemble: gap, latency share "
+             "| int8 teacher: speed-up, agreement | fastest student p50 ms |", "|" + "---|" * 10]
     for out in outs:
         entries, metric = io.read_json(out / "leaderboard.json"), _metric(out)
         by_name = {e["name"]: e for e in entries}
@@ -185,8 +185,9 @@ def write_benchmarks() -> None:
               "dataset's held-out test split (never used for training, selection, thresholds or ensemble weights); "
               "latency is single text, end to end (raw string in, probabilities out), warmed up, at the stated "
               "thread count; speed-ups are ratios of p50s measured in the same run. Targets: best single student "
-              ">= 97% of the teacher; best distilled neural student >= 97% of the teacher at <= 1/20 of its latency; an ensemble within 1 point of the teacher at <= 1/100 of its PyTorch "
-              "latency; int8 teacher >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement.")
+              ">= 97% of the teacher; best distilled neural student >= 97% of the teacher at <= 1/20 of its "
+              "latency; an ensemble within 1 point of the teacher at <= 1/100 of its PyTorch latency; int8 "
+              "teacher >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement.")
     notes = (NOTES.read_text(encoding="utf-8").strip(),) if NOTES.exists() else ()
     io.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([header, "## Summary", summary(outs), *notes,
                                                        *(section(out) for out in outs)]) + "\n")

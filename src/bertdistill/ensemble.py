@@ -210,12 +210,13 @@ def train_all(run, students: Mapping[str, object]) -> list[dict]:
             raise BertdistillError(f"ensemble '{spec.name}': student(s) {', '.join(untrained)} not trained "
                                    f"(trained: {', '.join(students) or 'none'})")
         members = {name: val_probs[name] for name in spec.members or students}
-        if not _up_to_date(folder, spec, candidates_key(members)):
+        candidates = candidates_key(members)
+        if not _up_to_date(folder, spec, candidates):
             weights, info = choose(spec, members, students, val.labels, run.scorer,
                                    lambda names: _p50(Ensemble(students, dict.fromkeys(names, 1.0), run.scorer.task,
                                                                {}).predict_proba, probe, run.config.eval),
                                    teacher_p50)
-            _publish(folder, weights, run.scorer.task, {**info, "candidates": candidates_key(members)})
+            _publish(folder, weights, run.scorer.task, {**info, "candidates": candidates})
         headers.append(read_header(folder))
     return headers
 
