@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from bertdistill.config import EnsembleConfig, EvalConfig, StudentsConfig, TfidfConfig, config_from_dict
-from bertdistill.ensemble import (Ensemble, check_specs, empty_results, greedy_selection, latency_budget, load_all,
-                                  log_loss, read_header, simplex_weights, train_all)
+from bertdistill.ensemble import (Ensemble, MemberGroup, check_specs, empty_results, greedy_selection,
+                                  latency_budget, load_all, log_loss, read_header, simplex_weights, train_all)
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluate import Scorer, probabilities
 from bertdistill.students import TrainingData
@@ -57,6 +57,20 @@ def test_prediction_is_the_weighted_average_of_members(students, multiclass_data
     np.testing.assert_allclose(probabilities(ensemble.predict_logits(texts), "multiclass"), expected, atol=1e-5)
     assert ensemble.weights == {"tfidf-lr": 0.25, "tfidf-logit-ridge": 0.5, "keyword": 0.25}
     assert ensemble.role == "ensemble" and ensemble.n_params == sum(s.n_params for s in students.values())
+
+
+def test_an_ensemble_of_one_student_predicts_exactly_as_that_student(students, multiclass_dataset, monkeypatch):
+    """...and costs what it costs: no grouping, stacking or averaging on the way (a greedy pick under a tight
+    latency budget is often one student)."""
+    texts = multiclass_dataset.test.texts
+    monkeypatch.setattr(MemberGroup, "predict_proba", lambda *args: pytest.fail("averaged"))
+    for name in ("tfidf-lr", "keyword"):
+        ensemble = Ensemble(students, {name: 3.0, "tfidf-logit-ridge": 0.0}, "multiclass", {})
+        assert list(ensemble.members) == [name] and ensemble.weights == {name: 1.0}
+        for batch in (texts, texts[:1]):
+            probs = ensemble.predict_proba(batch)
+            assert probs.dtype == np.float32
+            np.testing.assert_array_equal(probs, np.asarray(students[name].predict_proba(batch), np.float32))
 
 
 def test_members_sharing_features_featurize_once(students, monkeypatch):
