@@ -78,6 +78,14 @@ def test_run_tweeteval_offensive_slice(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "already trained" in printed and "teacher epoch 1:" not in printed
 
+    # Tuning the neural students retrains them alone: the TF-IDF students do not read those settings.
+    assert main(["students", "--out", str(out), "--set", "students.neural.dropout=0.3"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"):
+        assert f"student {name}: already trained" in printed
+    for name in ("bilstm", "bilstm-kd"):
+        assert f"student {name}: its [students] settings, teacher or training texts changed" in printed
+
 
 def test_run_jigsaw_multilabel_slice(tmp_path):
     out = tmp_path / "jigsaw"

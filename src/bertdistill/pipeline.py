@@ -7,8 +7,8 @@ Layout of a run directory:
   teacher/model/         the chosen teacher; teacher/checkpoints/epoch-N/ one per epoch
   soft_labels/<key>/     teacher logits keyed by (teacher, backend, texts), in chunks with a manifest
   soft_labels/transfer-<key>.json   the transfer set: train texts + augmented + unlabelled (when configured)
-  students/<name>/       one folder per student; trained_with.json keys what it learned from (settings, teacher,
-                         transfer set): a changed key retrains it
+  students/<name>/       one folder per student; trained_with.json keys what it learned from (the [students]
+                         settings its family reads, teacher, transfer set): a changed key retrains it
   ensembles/<name>/      one JSON per ensemble: members and weights (the members stay in students/)
   teacher/onnx-fp32/, teacher/onnx-int8/   the teacher exported for ONNX Runtime (written by evaluate)
   leaderboard.json       one entry per model, evaluated on the test split; diagnostics.json, test_probs.npz
@@ -201,11 +201,11 @@ def train_students(run: Run) -> list[str]:
     distilled = gold if not texts.has_extra else TrainingData(
         texts.texts, _with_unlabelled(train.labels, len(texts.texts)), logits, run.dataset.task,
         run.dataset.label_names, run.teacher_dir)
-    keys = {"baseline": training_key(run, gold.texts), "distilled": training_key(run, distilled.texts)}
     for name in run.config.students.include:
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
-        data, key = (gold if student.role == "baseline" else distilled), keys[student.role]
+        data = gold if student.role == "baseline" else distilled
+        key = training_key(run, data.texts, student.settings)
         if (folder / "bertdistill.json").exists():
             if trained_with(folder).get("key") == key:
                 print(f"student {name}: already trained ({folder})")
@@ -236,9 +236,10 @@ def _with_unlabelled(labels: np.ndarray, rows: int) -> np.ndarray:
 TRAINED_WITH = "trained_with.json"
 
 
-def training_key(run: Run, texts: list[str]) -> str:
-    """What a student learned from: the [students] settings (not which students), the teacher, its texts."""
-    settings = {"students": run.config.students.model_dump(mode="json", exclude={"include"}),
+def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
+    """What a student learned from: the [students] `fields` it reads (so tuning the neural students leaves the
+    TF-IDF ones trained, and the reverse), the teacher, its texts."""
+    settings = {"students": run.config.students.model_dump(mode="json", include=set(fields)),
                 "teacher": soft_labels.teacher_key(run.teacher_dir, run.config.teacher.label_backend),
                 "texts": soft_labels.texts_fingerprint(texts)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
