@@ -13,7 +13,7 @@ from bertdistill.errors import BertdistillError
 from bertdistill.evaluate import Scorer, probabilities
 from bertdistill.students import TrainingData
 from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge
-from bertdistill.students.sparse_linear import SparseLinear
+from bertdistill.students.sparse_linear import SparseAnalyzer
 
 
 class KeywordStudent:
@@ -75,13 +75,17 @@ def test_an_ensemble_of_one_student_predicts_exactly_as_that_student(students, m
 
 def test_members_sharing_features_featurize_once(students, monkeypatch):
     calls = []
-    original = SparseLinear.featurize
-    monkeypatch.setattr(SparseLinear, "featurize", lambda self, texts: calls.append(texts) or original(self, texts))
+    original = SparseAnalyzer.features
+    monkeypatch.setattr(SparseAnalyzer, "features", lambda self, text: calls.append(text) or original(self, text))
     ensemble = Ensemble(students, {"tfidf-lr": 1, "tfidf-logit-ridge": 1, "keyword": 1}, "multiclass", {})
     assert [group.names for group in ensemble.groups] == [["tfidf-lr", "tfidf-logit-ridge"], ["keyword"]]
     assert ensemble.groups[0].stacked is not None and ensemble.groups[1].stacked is None
-    ensemble.predict_proba(["a goal today"])
-    assert len(calls) == 1
+    analyzers = len(students["tfidf-lr"].sparse_.analyzers)
+    ensemble.predict_proba(["a goal today"])  # one text: each analyzer once, not once per member
+    assert calls == ["a goal today"] * analyzers
+    calls.clear()
+    ensemble.predict_proba(["a goal today", "pizza"])
+    assert len(calls) == 2 * analyzers
 
 
 def test_save_load_round_trip_and_missing_member(students, multiclass_dataset, tmp_path):

@@ -102,7 +102,7 @@ def test_students_with_equal_features_share_analyzers_and_stack(students, texts)
     assert soft.feature_key_ == ridge.feature_key_
     assert soft.sparse_.analyzers is ridge.sparse_.analyzers
     stacked = SparseLinear.stack([soft.sparse_, ridge.sparse_])
-    logits = stacked.logits_from(stacked.featurize(texts[:5]))
+    logits = stacked.logits(texts[:5])
     np.testing.assert_allclose(logits, np.hstack([soft.predict_logits(texts[:5]), ridge.predict_logits(texts[:5])]),
                                atol=1e-5)
 
@@ -121,8 +121,10 @@ def test_sparse_linear_single_and_batch_agree():
     model = SparseLinear([analyzer], np.array([[1.0, 0.0], [0.0, 2.0]]), np.array([0.5, -0.5]))
     # "a a b": counts (2, 1), l2-normalised (2, 1)/sqrt(5); logits = W x + b
     expected = np.array([2 / 5 ** 0.5 + 0.5, 2 / 5 ** 0.5 - 0.5])
-    np.testing.assert_allclose(model.logits_from(model.featurize(["a a b"]))[0], expected, rtol=1e-6)
-    assert model.logits_from(model.featurize([])).shape == (0, 2)
-    batch = model.logits_from(model.featurize(["a a b", "", "zzz"]))
+    np.testing.assert_allclose(model.logits(["a a b"])[0], expected, rtol=1e-6)
+    assert model.logits([]).shape == (0, 2) and model.logits(["a a b"]).dtype == np.float32
+    batch = model.logits(["a a b", "", "zzz"])
     np.testing.assert_allclose(batch[0], expected, rtol=1e-6)
     np.testing.assert_allclose(batch[1:], [[0.5, -0.5], [0.5, -0.5]])  # no known feature: the bias alone
+    for text, row in zip(["a a b", "", "zzz"], batch):  # the one-text path gives the batch path's logits
+        np.testing.assert_allclose(model.logits([text])[0], row, rtol=1e-6)

@@ -105,7 +105,7 @@ class MemberGroup:
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         if self.stacked is None:
             return np.stack([member.predict_proba(texts) for member in self.members], axis=1)
-        logits = self.stacked.logits_from(self.stacked.featurize(texts))  # (n, members * k), members side by side
+        logits = self.stacked.logits(texts)  # (n, members * k), members side by side
         k = logits.shape[1] // len(self.members)
         return probabilities(logits.reshape(-1, k), self.task).reshape(len(texts), len(self.members), k)
 

@@ -154,7 +154,7 @@ class TfidfLinear:
         self.sparse_ = SparseLinear(analyzers, self.coef_, self.intercept_)
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        return self.sparse_.logits_from(self.sparse_.featurize(texts))
+        return self.sparse_.logits(texts)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)

@@ -306,6 +306,8 @@ class SparseLinear:
         self.offsets = np.cumsum([0] + [len(a.index) for a in analyzers])[:-1].tolist()  # of each block
         self.weight_rows = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).T)  # (d, k): one row a feature
         self.intercept = np.asarray(intercept, dtype=np.float64)
+        ends = self.offsets[1:] + [len(self.weight_rows)]
+        self.blocks = [self.weight_rows[start:end] for start, end in zip(self.offsets, ends)]  # views, per analyzer
 
     @classmethod
     def stack(cls, models: list["SparseLinear"]) -> "SparseLinear":
@@ -321,8 +323,6 @@ class SparseLinear:
         rows = [self.row(text) for text in texts]
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum([len(columns) for columns, _ in rows], out=indptr[1:])
-        if len(rows) == 1:  # the single-text case skips two copies
-            return indptr, *rows[0]
         return (indptr, np.concatenate([np.zeros(0, np.int64)] + [columns for columns, _ in rows]),
                 np.concatenate([np.zeros(0)] + [values for _, values in rows]))
 
@@ -332,10 +332,20 @@ class SparseLinear:
         columns = np.concatenate([cols + offset if offset else cols for (cols, _), offset in zip(parts, self.offsets)])
         return columns, np.concatenate([values for _, values in parts])
 
+    def logits(self, texts: list[str]) -> np.ndarray:
+        """(n, k) float32 logits of raw texts: one text (a served request) is a gather-and-dot per analyzer, with
+        no CSR row assembled; a batch is one sparse matrix product."""
+        if len(texts) != 1:
+            return self.logits_from(self.featurize(texts))
+        total = self.intercept.copy()
+        for analyzer, block in zip(self.analyzers, self.blocks):
+            columns, values = analyzer.features(texts[0])
+            if len(columns):  # np.take: several times faster than fancy indexing for a row gather
+                total += values @ np.take(block, columns, axis=0)
+        return total[None, :].astype(np.float32)
+
     def logits_from(self, rows: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        """(n, k) float32 logits; one text is a gather-and-dot, a batch one sparse matrix product."""
+        """(n, k) float32 logits of featurized rows (CSR layout), by one sparse matrix product."""
         indptr, columns, values = rows
-        if len(indptr) == 2:  # np.take: several times faster than fancy indexing for a row gather
-            return (values @ np.take(self.weight_rows, columns, axis=0) + self.intercept)[None, :].astype(np.float32)
         matrix = sp.csr_matrix((values, columns, indptr), shape=(len(indptr) - 1, self.weight_rows.shape[0]))
         return np.asarray(matrix @ self.weight_rows + self.intercept, dtype=np.float32)
