@@ -68,6 +68,10 @@ def test_fit_returns_self_and_follows_protocol(fitted, kind, task):
     assert student.role in ("baseline", "distilled")
     if student.role == "distilled":
         assert student.twin in REGISTRY and REGISTRY[student.twin].role == "baseline"
+    # the settings that key its training are real [students] fields, its own family's section among them
+    fields = set(student.config_fields)
+    assert "seed" in fields and fields <= set(StudentsConfig.model_fields) - {"include"}
+    assert ("tfidf" in fields) == (kind in LINEAR) and ("neural" in fields) != (kind in LINEAR)
 
 
 @pytest.mark.parametrize("kind,task", CASES)

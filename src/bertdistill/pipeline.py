@@ -205,7 +205,7 @@ def train_students(run: Run) -> list[str]:
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
         data = gold if student.role == "baseline" else distilled
-        key = training_key(run, data.texts, student.settings)
+        key = training_key(run, data.texts, student.config_fields)
         if (folder / "bertdistill.json").exists():
             if trained_with(folder).get("key") == key:
                 print(f"student {name}: already trained ({folder})")

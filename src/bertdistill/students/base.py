@@ -38,7 +38,7 @@ class Student(Protocol):
     kind: ClassVar[str]  # registry name, e.g. "tfidf-soft-lr"
     role: ClassVar[str]  # "baseline" (gold labels) or "distilled" (teacher's soft targets)
     twin: ClassVar[str | None]  # for a distilled student: its hard-label baseline on the same features
-    settings: ClassVar[tuple[str, ...]]  # the [students] fields it reads: only these retrain it when they change
+    config_fields: ClassVar[tuple[str, ...]]  # the [students] fields it reads: only these retrain it when they change
 
     def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
             checkpoint_dir: Path | None = None) -> "Student":

@@ -115,7 +115,7 @@ class TfidfLinear:
     kind: ClassVar[str]
     role: ClassVar[str]
     twin: ClassVar[str | None] = None
-    settings: ClassVar[tuple[str, ...]] = ("trials", "seed", "tfidf")
+    config_fields: ClassVar[tuple[str, ...]] = ("trials", "seed", "tfidf")
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()

@@ -65,7 +65,7 @@ class NeuralStudent:
     kind: ClassVar[str]
     role: ClassVar[str] = "baseline"
     twin: ClassVar[str | None] = None
-    settings: ClassVar[tuple[str, ...]] = ("seed", "neural")
+    config_fields: ClassVar[tuple[str, ...]] = ("seed", "neural")
     session_ = None  # ONNX Runtime session for single texts, built on first use
 
     def __init__(self, config: StudentsConfig | None = None):
