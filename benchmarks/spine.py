@@ -179,8 +179,25 @@ def _best_neural(students: list[dict], teacher: dict, metric: str) -> str:
             f"1/{teacher['latency_ms']['p50'] / top['latency_ms']['p50']:.0f}")
 
 
+def kept_from_last_time(present: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Summary rows and sections of BENCHMARKS.md for datasets whose run directory is not on this machine (a
+    fresh clone re-runs only some): kept as last written, each section still dated by its own run."""
+    path = ROOT / "BENCHMARKS.md"
+    if not path.exists():
+        return {}, {}
+    text = path.read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
+    sections = {}
+    for block in text.split("\n## ")[1:]:
+        name = block.split("\n", 1)[0].strip()
+        if name in rows and name not in present:
+            sections[name] = "## " + block.strip()
+    return {name: rows[name] for name in sections}, sections
+
+
 def write_benchmarks() -> None:
     outs = sorted(p.parent for p in BENCH.glob("*/leaderboard.json"))
+    old_rows, old_sections = kept_from_last_time([out.name for out in outs])
     header = ("# Benchmarks\n\nWritten by `python benchmarks/spine.py CONFIG... [--seeds S...]`. Quality is on each "
               "dataset's held-out test split (never used for training, selection, thresholds or ensemble weights); "
               "latency is single text, end to end (raw string in, probabilities out), warmed up, at the stated "
@@ -189,8 +206,11 @@ def write_benchmarks() -> None:
               "latency; an ensemble within 1 point of the teacher at <= 1/100 of its PyTorch latency; int8 "
               "teacher >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement.")
     notes = (NOTES.read_text(encoding="utf-8").strip(),) if NOTES.exists() else ()
-    io.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([header, "## Summary", summary(outs), *notes,
-                                                       *(section(out) for out in outs)]) + "\n")
+    sections = {out.name: section(out) for out in outs} | old_sections
+    table = summary(outs).splitlines()
+    table = "\n".join(table[:2] + sorted(table[2:] + list(old_rows.values())))
+    io.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([header, "## Summary", table, *notes,
+                                                       *(sections[name] for name in sorted(sections))]) + "\n")
 
 
 def main() -> int:

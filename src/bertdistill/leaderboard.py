@@ -71,6 +71,7 @@ def evaluate_model(run: Run, name: str, model, teacher_test: np.ndarray) -> tupl
         "role": "teacher" if teacher_row else model.role,
         "kind": "teacher" if name == "teacher" else model.kind,
         "twin": None if teacher_row else model.twin,
+        "derived_from": None if teacher_row else getattr(model, "derived_from", None),  # an int8 student's source
         "metrics": scorer.report(dataset.test.labels, test_probs, thresholds),
         "val_score": scorer.score(dataset.val.labels, val_probs),
         "fidelity": fidelity(teacher_test, test_probs, dataset.task),

@@ -89,7 +89,7 @@ def _export_fp32(teacher_dir: Path, staging: Path) -> None:
         torch.onnx.export(model, inputs, str(staging / "model.onnx"), input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
         expected = model(*inputs).logits.numpy()
-    fused = _fuse(staging / "model.onnx", model.config)
+    fused = fuse(staging / "model.onnx", model.config)
     tokenizer.save_pretrained(staging)
     n_params = sum(p.numel() for p in model.parameters())
     _write_meta(staging, meta, "fp32", n_params, {"exporter": f"torch.onnx (TorchScript), opset {OPSET}",
@@ -99,7 +99,7 @@ def _export_fp32(teacher_dir: Path, staging: Path) -> None:
         raise BertdistillError(f"ONNX export of {teacher_dir} differs from PyTorch by {difference:.2e} in logits")
 
 
-def _fuse(path: Path, config) -> dict[str, int]:
+def fuse(path: Path, config) -> dict[str, int]:
     """Rewrite the graph at `path` with ONNX Runtime's BERT fusions; returns the fused operators by count (empty
     when the optimizer does not apply, and the plain graph is kept)."""
     from onnxruntime.transformers import optimizer
@@ -118,18 +118,7 @@ def _fuse(path: Path, config) -> dict[str, int]:
 
 
 def _quantize(fp32: Path, staging: Path) -> None:
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    downs = down_projections(onnx.load(str(fp32 / "model.onnx")))
-    kept_fp32 = downs[:(len(downs) + 1) // 2]  # the first half of the layers' down-projections
-    logging.disable(logging.WARNING)  # its advice to pre-process (shape inference): DefaultTensorType covers it
-    try:
-        quantize_dynamic(fp32 / "model.onnx", staging / "model.onnx", per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept_fp32,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        logging.disable(logging.NOTSET)
+    kept_fp32 = quantize_int8(fp32 / "model.onnx", staging / "model.onnx")
     for name in fp32.iterdir():
         if name.name not in ("model.onnx", "bertdistill.json"):
             shutil.copy2(name, staging / name.name)
@@ -137,6 +126,24 @@ def _quantize(fp32: Path, staging: Path) -> None:
     _write_meta(staging, meta, "int8", meta["n_params"],
                 {**meta["export"], "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel",
                  "kept_fp32": kept_fp32})
+
+
+def quantize_int8(source: Path, target: Path) -> list[str]:
+    """Dynamic int8 quantization of the ONNX graph at `source` into `target`, the first half of the layers'
+    feed-forward down-projections kept fp32 (see the module docstring); returns the names of those kept."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    downs = down_projections(onnx.load(str(source)))
+    kept_fp32 = downs[:(len(downs) + 1) // 2]
+    logging.disable(logging.WARNING)  # its advice to pre-process (shape inference): DefaultTensorType covers it
+    try:
+        quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept_fp32,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        logging.disable(logging.NOTSET)
+    return kept_fp32
 
 
 def down_projections(model) -> list[str]:

@@ -201,7 +201,8 @@ def train_students(run: Run) -> list[str]:
     distilled = gold if not texts.has_extra else TrainingData(
         texts.texts, _with_unlabelled(train.labels, len(texts.texts)), logits, run.dataset.task,
         run.dataset.label_names, run.teacher_dir)
-    for name in run.config.students.include:
+    # students derived from another (`-int8`) come last, so that they can reuse the one the run trains
+    for name in sorted(run.config.students.include, key=lambda name: hasattr(student_class(name), "derived_from")):
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
         data = gold if student.role == "baseline" else distilled
@@ -212,10 +213,7 @@ def train_students(run: Run) -> list[str]:
                 continue
             print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
                   "training it again")
-        started = time.perf_counter()
-        student.fit(data, run.dataset.val.texts, run.dataset.val.labels, run.scorer,
-                    checkpoint_dir=folder.with_name(f".{name}.checkpoint"))
-        seconds = time.perf_counter() - started  # of the last (resumed) fit when training was interrupted
+        seconds = _fit(run, name, student, data, key)
         staging = folder.with_name(f".{name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
         student.save(staging)
@@ -225,6 +223,20 @@ def train_students(run: Run) -> list[str]:
         staging.rename(folder)
         print(f"student {name}: val {run.scorer.metric} = {student.val_score_:.4f} with {student.params_}")
     return list(run.config.students.include)
+
+
+def _fit(run: Run, name: str, student, data: TrainingData, key: str) -> float:
+    """Train `student` (or derive it from the same run's student it is made from, trained with the same key);
+    returns the training seconds, a derived student's including those of its source."""
+    val = run.dataset.val
+    source = run.student_dir(getattr(student, "derived_from", name))
+    started = time.perf_counter()
+    if source != run.student_dir(name) and trained_with(source).get("key") == key:
+        print(f"student {name}: made from {source}")
+        student.quantize(load_student(source), val.texts, val.labels, run.scorer)
+        return time.perf_counter() - started + (trained_with(source).get("train_seconds") or 0.0)
+    student.fit(data, val.texts, val.labels, run.scorer, checkpoint_dir=run.student_dir(f".{name}.checkpoint"))
+    return time.perf_counter() - started  # of the last (resumed) fit when training was interrupted
 
 
 def _with_unlabelled(labels: np.ndarray, rows: int) -> np.ndarray:

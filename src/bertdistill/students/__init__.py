@@ -10,6 +10,8 @@ from .cnn import CNNStudent, DistilledCNNStudent
 from .fasttext import DistilledFastTextStudent, FastTextStudent
 from .linear import TfidfLogisticRegression, TfidfLogitRidge, TfidfSoftLogisticRegression
 from .minibert import DistilledMiniBertStudent, MiniBertStudent
+from .neural import NeuralStudent
+from .quantized import quantized
 
 REGISTRY: dict[str, type] = {
     TfidfLogisticRegression.kind: TfidfLogisticRegression,
@@ -24,6 +26,9 @@ REGISTRY: dict[str, type] = {
     MiniBertStudent.kind: MiniBertStudent,
     DistilledMiniBertStudent.kind: DistilledMiniBertStudent,
 }
+# every neural family also as `<name>-int8`: its ONNX Runtime export with int8 weights (students/quantized.py)
+REGISTRY.update({family.kind + "-int8": quantized(family) for family in list(REGISTRY.values())
+                 if issubclass(family, NeuralStudent)})
 
 
 def student_class(kind: str) -> type:

@@ -92,6 +92,10 @@ class NeuralStudent:
     def learning_rate(self) -> float:
         return self.config.neural.learning_rate
 
+    def fusable(self) -> tuple[nn.Module, object | None]:
+        """The module to export for ONNX Runtime's graph fusions and the BERT config they need (None: no fusion)."""
+        return self.module_, None
+
     # -- the protocol ----------------------------------------------------------------------------------------
     @classmethod
     def check(cls, config: StudentsConfig, task: str) -> None:
@@ -182,25 +186,33 @@ class NeuralStudent:
         return student
 
 
-def onnx_session(module: nn.Module):
-    """The module (eval mode, CPU) exported to ONNX for a batch of one unpadded text, in an ONNX Runtime session.
+def export_onnx(module: nn.Module, target) -> None:
+    """Write the module (eval mode, CPU) to `target` (a path or a binary buffer) as an ONNX graph for a batch of
+    one unpadded text of any length."""
+    module = module.cpu().eval()
+    ids = torch.ones(1, 8, dtype=torch.long)
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(module, (ids, torch.ones_like(ids)), target, input_names=["input_ids", "attention_mask"],
+                          output_names=["logits"], dynamic_axes={"input_ids": {1: "length"},
+                                                                 "attention_mask": {1: "length"}},
+                          opset_version=OPSET, dynamo=False)
+
+
+def onnx_session(model):
+    """An ONNX Runtime session for a module (exported in memory) or serialized ONNX bytes.
 
     One intra-op thread: for a model this small, a single text gains nothing from more and pays their
     synchronisation. Logits match PyTorch's to ~1e-6 (tests/test_students.py checks every family)."""
     import onnxruntime
 
-    module = module.cpu().eval()
-    ids = torch.ones(1, 8, dtype=torch.long)
-    buffer = BytesIO()
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-        torch.onnx.export(module, (ids, torch.ones_like(ids)), buffer, input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"], dynamic_axes={"input_ids": {1: "length"},
-                                                                 "attention_mask": {1: "length"}},
-                          opset_version=OPSET, dynamo=False)
+    if isinstance(model, nn.Module):
+        buffer = BytesIO()
+        export_onnx(model, buffer)
+        model = buffer.getvalue()
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    return onnxruntime.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def predict_ids(module: nn.Module, encoded: list[np.ndarray], device: torch.device,

