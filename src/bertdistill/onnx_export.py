@@ -128,14 +128,14 @@ def _quantize(fp32: Path, staging: Path) -> None:
                  "kept_fp32": kept_fp32})
 
 
-def quantize_int8(source: Path, target: Path) -> list[str]:
-    """Dynamic int8 quantization of the ONNX graph at `source` into `target`, the first half of the layers'
-    feed-forward down-projections kept fp32 (see the module docstring); returns the names of those kept."""
+def quantize_int8(source: Path, target: Path, keep_fp32: bool = True) -> list[str]:
+    """Dynamic int8 quantization of the ONNX graph at `source` into `target`, with (keep_fp32) the first half of the
+    layers' feed-forward down-projections kept fp32 (see the module docstring); returns the names of those kept."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     downs = down_projections(onnx.load(str(source)))
-    kept_fp32 = downs[:(len(downs) + 1) // 2]
+    kept_fp32 = downs[:(len(downs) + 1) // 2] if keep_fp32 else []
     logging.disable(logging.WARNING)  # its advice to pre-process (shape inference): DefaultTensorType covers it
     try:
         quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8,
