@@ -89,7 +89,7 @@ def _export_fp32(teacher_dir: Path, staging: Path) -> None:
         torch.onnx.export(model, inputs, str(staging / "model.onnx"), input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
         expected = model(*inputs).logits.numpy()
-    fused = fuse(staging / "model.onnx", model.config)
+    fused = _fuse(staging / "model.onnx", model.config)
     tokenizer.save_pretrained(staging)
     n_params = sum(p.numel() for p in model.parameters())
     _write_meta(staging, meta, "fp32", n_params, {"exporter": f"torch.onnx (TorchScript), opset {OPSET}",
@@ -99,7 +99,7 @@ def _export_fp32(teacher_dir: Path, staging: Path) -> None:
         raise BertdistillError(f"ONNX export of {teacher_dir} differs from PyTorch by {difference:.2e} in logits")
 
 
-def fuse(path: Path, config) -> dict[str, int]:
+def _fuse(path: Path, config) -> dict[str, int]:
     """Rewrite the graph at `path` with ONNX Runtime's BERT fusions; returns the fused operators by count (empty
     when the optimizer does not apply, and the plain graph is kept)."""
     from onnxruntime.transformers import optimizer

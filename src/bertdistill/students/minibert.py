@@ -6,7 +6,6 @@ copied, with the vocabulary pruned to the WordPiece ids seen in training.
 """
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -61,11 +60,6 @@ class MiniBertStudent(NeuralStudent):
 
     def build(self, arch: dict, vocab_size: int, num_labels: int) -> nn.Module:
         return MiniBertModule(arch["bert_config"], vocab_size, num_labels)
-
-    def fusable(self) -> tuple[nn.Module, object | None]:
-        module = copy.deepcopy(self.module_)
-        module.model.set_attn_implementation("eager")  # the graph pattern ONNX Runtime's BERT fusions match
-        return module, module.model.config
 
     def embedding_table(self, module: nn.Module) -> nn.Embedding:
         return module.model.bert.embeddings.word_embeddings

@@ -92,10 +92,6 @@ class NeuralStudent:
     def learning_rate(self) -> float:
         return self.config.neural.learning_rate
 
-    def fusable(self) -> tuple[nn.Module, object | None]:
-        """The module to export for ONNX Runtime's graph fusions and the BERT config they need (None: no fusion)."""
-        return self.module_, None
-
     # -- the protocol ----------------------------------------------------------------------------------------
     @classmethod
     def check(cls, config: StudentsConfig, task: str) -> None:
