@@ -1,14 +1,14 @@
 """Int8 neural students: a trained PyTorch student exported to ONNX and dynamically quantized for ONNX Runtime.
 
 `<student>-int8` (e.g. `minibert-kd-int8`) is what you would ship when the fp32 student is still too slow: the
-exported graph's MatMul weights int8 per channel, activations quantized per tensor at run time. The graph is not
-fused first: for a 2-layer mini-BERT on tweets, int8 after ONNX Runtime's BERT fusions (QAttention) took 0.60 ms
-against 0.51 ms for the plain graph (2026-11-27, AMD EPYC, 1 thread). Every weight is int8 when that keeps >= 99% top-1 agreement with the
-fp32 student on val; otherwise the first half of the feed-forward down-projections stays fp32 (the teacher's
-recipe, `onnx_export.quantize_int8`), which costs speed. Its quality is measured through the int8 graph itself,
-one text at a time exactly as a served request runs: a padded batch would share one activation scale across its
-texts and give other numbers. The fp32 student it comes from is reused when the run trained it with the same
-settings (`derived_from`); otherwise it is trained first.
+exported graph's MatMul weights int8 per channel, activations quantized per tensor at run time. Every weight is
+int8 when that keeps >= 99% top-1 agreement with the fp32 student on val; otherwise the first half of the
+feed-forward down-projections stays fp32 (the teacher's recipe, `onnx_export.quantize_int8`), which costs speed.
+The graph is not fused first: for a 2-layer mini-BERT on tweets, int8 after ONNX Runtime's BERT fusions
+(QAttention) took 0.60 ms against 0.51 ms for the plain graph (2026-11-27, AMD EPYC, 1 thread).
+Its quality is measured through the int8 graph itself, one text at a time exactly as a served request runs: a
+padded batch would share one activation scale across its texts and give other numbers. The fp32 student it comes
+from is reused when the run trained it with the same settings (`derived_from`); otherwise it is trained first.
 """
 from __future__ import annotations
 
