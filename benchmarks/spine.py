@@ -24,7 +24,7 @@ from pathlib import Path
 from bertdistill import ensemble, io, pipeline
 from bertdistill.cli import main as cli_main
 from bertdistill.config import config_from_dict
-from bertdistill.findings import findings
+from bertdistill.findings import fast_neural_students, findings
 from bertdistill.report import markdown_table
 from bertdistill.stats import mean_std
 
@@ -168,9 +168,8 @@ def _gain(entry: dict | None) -> str:
 
 
 def _best_neural(students: list[dict], teacher: dict, metric: str) -> str:
-    """The best distilled PyTorch student at <= 1/20 of the teacher's p50 (the target: >= 97% of its score)."""
-    neural = [e for e in students if e["role"] == "distilled" and not e["kind"].startswith("tfidf")]
-    fast = [e for e in neural if e["speedup_vs_teacher"] >= 20]
+    """The best distilled neural student at <= 1/20 of the teacher's p50 (the target: >= 97% of its score)."""
+    neural, fast = fast_neural_students(students, teacher)
     if not fast:
         return "none at <= 1/20" if neural else "-"
     top = max(fast, key=lambda e: e["metrics"][metric])

@@ -103,15 +103,21 @@ def int8_findings(by_name: dict[str, dict], metric: str) -> list[str]:
     return lines
 
 
-def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
-    """The best distilled neural (non-TF-IDF) student that runs within 1/20 of the teacher's single-text p50."""
+def fast_neural_students(entries: list[dict], teacher: dict) -> tuple[list[dict], list[dict]]:
+    """The distilled neural (non-TF-IDF) students, and those of them within 1/20 of the teacher's p50."""
     neural = [e for e in entries if e["role"] == "distilled" and not e["kind"].startswith("tfidf")]
+    budget = teacher["latency_ms"]["p50"] * NEURAL_LATENCY_SHARE
+    return neural, [e for e in neural if e["latency_ms"]["p50"] <= budget]
+
+
+def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
+    """The best distilled neural student that runs within 1/20 of the teacher's single-text p50."""
+    neural, fast = fast_neural_students(entries, teacher)
     if not neural:
         return []
     budget = teacher["latency_ms"]["p50"] * NEURAL_LATENCY_SHARE
     target = (f"target >= {100 * STUDENT_SHARE_TARGET:.0f}% of the teacher at <= 1/{1 / NEURAL_LATENCY_SHARE:.0f} "
               "of its latency")
-    fast = [e for e in neural if e["latency_ms"]["p50"] <= budget]
     if not fast:
         fastest = min(neural, key=lambda e: e["latency_ms"]["p50"])
         return [f"No distilled neural student runs within {budget:.3f} ms (1/{1 / NEURAL_LATENCY_SHARE:.0f} of the "

@@ -59,16 +59,22 @@ class QuantizedStudent:
         self.encoder_, self.task_, self.label_names_ = student.encoder_, student.task_, student.label_names_
         self.n_params_ = student.n_params
         fp32_val = student.predict_proba(val_texts)
-        for keep_fp32 in (False, True):  # all-int8 first: the fastest, if faithful enough on val
-            self.model_, kept_fp32 = int8_graph(student, keep_fp32)
-            self.session_ = onnx_session(self.model_)
-            val_probs = self.predict_proba(val_texts)
-            agreement = fidelity(fp32_val, val_probs, self.task_)["agreement"]
-            if agreement >= VAL_AGREEMENT:
-                break
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            export_onnx(student.module_, str(fp32))
+            for keep_fp32 in (False, True):  # all-int8 first: the fastest, if faithful enough on val
+                kept = quantize_int8(fp32, int8, keep_fp32)
+                if keep_fp32 and not kept:
+                    break  # no down-projection to keep: the same graph again
+                self.model_, kept_fp32 = int8.read_bytes(), kept
+                self.session_ = onnx_session(self.model_)
+                val_probs = self.predict_proba(val_texts)
+                agreement = fidelity(fp32_val, val_probs, self.task_)["agreement"]
+                if agreement >= VAL_AGREEMENT:
+                    break
         self.val_score_ = scorer.score(val_labels, val_probs)
-        self.params_ = {**student.params_, "fp32_val_score": student.val_score_, "kept_fp32": kept_fp32,
-                        "val_agreement_with_fp32": agreement}
+        self.params_ = {**student.params_, "fp32_val_score": student.val_score_,
+                        "kept_fp32": kept_fp32, "val_agreement_with_fp32": agreement}
         return self
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
@@ -106,20 +112,9 @@ class QuantizedStudent:
         return student
 
 
-def int8_graph(student: NeuralStudent, keep_fp32: bool) -> tuple[bytes, list[str]]:
-    """The student's ONNX graph quantized to int8 (keep_fp32: but the first half of the down-projections), and the
-    names of the nodes kept fp32."""
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        export_onnx(student.module_, str(fp32))
-        kept_fp32 = quantize_int8(fp32, int8, keep_fp32)
-        return int8.read_bytes(), kept_fp32
-
-
 def quantized(family: type[NeuralStudent]) -> type[QuantizedStudent]:
     """The `-int8` student of a neural family (same role and training settings)."""
     return type(f"Quantized{family.__name__}", (QuantizedStudent,), {
         "source": family, "kind": f"{family.kind}-int8", "role": family.role, "config_fields": family.config_fields,
         "twin": family.twin and f"{family.twin}-int8",
         "derived_from": family.kind, "__doc__": f"{family.kind} exported to ONNX Runtime with int8 weights."})
-
