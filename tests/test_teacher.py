@@ -309,3 +309,74 @@ def test_pad_batch_shapes_and_masks():
     other_pad = pad_batch([[1], [2, 3]], pad_id=9, device=torch.device("cpu"))
     assert other_pad["input_ids"].tolist() == [[1, 9], [2, 3]]
     assert other_pad["attention_mask"].tolist() == [[1, 0], [1, 1]]
+
+
+def test_interrupted_mid_epoch_resumes_at_the_batch_and_matches_uninterrupted(
+        trained, tiny_bert_dir, multiclass_dataset, tmp_path, monkeypatch, capsys):
+    """A checkpoint every batch (checkpoint_minutes ~ 0); the process dies after the second one, in epoch 1."""
+    reference, _ = trained
+    real_save = teacher_module._save_step
+    saves = []
+
+    def save_then_die(*args):
+        real_save(*args)
+        saves.append(args[1:3])
+        if len(saves) == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(teacher_module, "_save_step", save_then_die)
+    config = teacher_config(tiny_bert_dir, checkpoint_minutes=1e-9)
+    with pytest.raises(Interrupted):
+        fine_tune(multiclass_dataset, config, ScriptedScorer([0.9, 0.4]), tmp_path)
+    monkeypatch.undo()
+    assert saves == [(1, 1), (1, 2)]
+    assert not list((tmp_path / "checkpoints").glob("epoch-*"))
+    capsys.readouterr()
+
+    scorer = ScriptedScorer([0.9, 0.4])
+    fine_tune(multiclass_dataset, config, scorer, tmp_path)
+    assert "resuming in epoch 1 after batch 2" in capsys.readouterr().out
+    assert not (tmp_path / "checkpoints" / "step").exists()  # an epoch's end supersedes it
+    for epoch in (1, 2):  # weights, optimizer, schedule and dropout RNG all restored
+        assert_same_weights(tmp_path / "checkpoints" / f"epoch-{epoch}" / "model.safetensors",
+                            reference / "checkpoints" / f"epoch-{epoch}" / "model.safetensors")
+
+
+@pytest.mark.parametrize("keep, kept", [("best-and-latest", {2, 3}), ("all", {1, 2, 3})])
+def test_checkpoints_are_pruned_to_the_best_and_the_latest(tiny_bert_dir, multiclass_dataset, tmp_path, keep, kept):
+    config = teacher_config(tiny_bert_dir, epochs=3, patience=3, keep_checkpoints=keep)
+    result = fine_tune(multiclass_dataset, config, ScriptedScorer([0.5, 0.9, 0.4]), tmp_path)
+    assert {int(p.name.split("-")[1]) for p in (tmp_path / "checkpoints").glob("epoch-*")} == kept
+    state = json.loads((result / "state.json").read_text())
+    assert state["best_epoch"] == 2
+    assert {int(k): v for k, v in state["val_scores"].items()} == {1: 0.5, 2: 0.9, 3: 0.4}
+
+
+def test_training_stops_after_patience_epochs_without_a_better_val_score(tiny_bert_dir, multiclass_dataset,
+                                                                        tmp_path):
+    scorer = ScriptedScorer([0.9, 0.4, 0.3])
+    result = fine_tune(multiclass_dataset, teacher_config(tiny_bert_dir, epochs=3, patience=1), scorer, tmp_path)
+    assert scorer.calls == 2 and not (tmp_path / "checkpoints" / "epoch-3").exists()
+    assert json.loads((result / "state.json").read_text())["best_epoch"] == 1
+
+
+def test_class_weights_counter_imbalance():
+    labels = np.array([0] * 6 + [1] * 2)
+    assert teacher_module.class_weights(labels, "multiclass", "none") is None
+    torch.testing.assert_close(teacher_module.class_weights(labels, "multiclass", "balanced"),
+                               torch.tensor([8 / 12, 8 / 4]))
+    multilabel = np.array([[1, 0], [0, 0], [0, 0], [0, 1]])  # label 0: 1 of 4, label 1: 1 of 4
+    torch.testing.assert_close(teacher_module.class_weights(multilabel, "multilabel", "sqrt-balanced"),
+                               torch.tensor([3 ** 0.5, 3 ** 0.5]))
+
+
+def test_head_tail_truncation_keeps_both_ends_and_the_special_tokens(tiny_bert_dir):
+    from bertdistill.batching import encode
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    text = " ".join(["hello"] * 20 + ["world"] * 20)
+    full = tokenizer([text])["input_ids"][0]
+    (ids,) = encode(tokenizer, [text], 16, "head-tail")
+    assert len(ids) == 16 and ids[:4] == full[:4] and ids[4:] == full[-12:]
+    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
+    assert encode(tokenizer, ["short"], 16, "head-tail") == encode(tokenizer, ["short"], 16, "head")

@@ -29,6 +29,25 @@ def _atomic_write(path: Path, write) -> None:
         raise
 
 
+def publish_dir(folder: Path, build) -> Path:
+    """Build a folder atomically: `build(staging)` fills a temporary sibling, which then replaces `folder`, so a
+    reader (or a resumed run) never takes a half-written folder for a finished one."""
+    import shutil
+
+    folder = Path(folder)
+    staging = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        build(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
+
+
 def write_bytes(path: Path, data: bytes) -> None:
     _atomic_write(path, lambda handle: handle.write(data))
 

@@ -8,7 +8,8 @@ offensive (2 CPU threads, 2,000 train texts; agreement chosen on *val*):
   transformer optimizer fuses (embedding + LayerNorm, one Attention op per layer, bias + GELU, skip + LayerNorm),
   which the SDPA export is not. Fused fp32: logits equal to PyTorch's to ~3e-6, 0-10% faster than the plain
   graph (within this machine's noise).
-  A model the optimizer cannot fuse keeps its plain graph; the parity check below guards both.
+  A family ONNX Runtime has no fusions for (MPNet, DeBERTa-v2: backbones.py) keeps its plain graph; the parity
+  check below guards both.
 - Int8: `onnxruntime.quantization.quantize_dynamic`, MatMul and Attention weights int8 per channel, activations
   quantized per tensor at run time, embeddings fp32. The feed-forward down-projections (MatMuls mapping more
   features to fewer) take GELU outputs with outlier channels that one per-tensor scale handles badly (Bondarenko
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import backbones, io
 from .errors import BertdistillError
 from .evaluate import probabilities
 
@@ -43,9 +44,9 @@ def export_teacher(teacher_dir: Path, out: Path) -> dict[str, Path]:
     folders = {name: Path(out) / folder for name, folder in VARIANTS.items()}
     fp32, int8 = folders["teacher-onnx"], folders["teacher-onnx-int8"]
     if not _current(fp32):
-        _publish(fp32, lambda staging: _export_fp32(Path(teacher_dir), staging))
+        io.publish_dir(fp32, lambda staging: _export_fp32(Path(teacher_dir), staging))
     if not _current(int8):
-        _publish(int8, lambda staging: _quantize(fp32, staging))
+        io.publish_dir(int8, lambda staging: _quantize(fp32, staging))
     return folders
 
 
@@ -60,16 +61,6 @@ def _current(folder: Path) -> bool:
         return io.read_json(folder / "bertdistill.json").get("recipe") == RECIPE
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _publish(folder: Path, build) -> None:
-    """Build into a temporary sibling, then rename: a half-written export is never mistaken for a finished one."""
-    staging = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    build(staging)
-    shutil.rmtree(folder, ignore_errors=True)  # an export by an older recipe
-    staging.rename(folder)
 
 
 def _export_fp32(teacher_dir: Path, staging: Path) -> None:
@@ -89,6 +80,8 @@ def _export_fp32(teacher_dir: Path, staging: Path) -> None:
         torch.onnx.export(model, inputs, str(staging / "model.onnx"), input_names=["input_ids", "attention_mask"],
                           output_names=["logits"], dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
         expected = model(*inputs).logits.numpy()
+    if meta.get("label_columns") is not None:
+        expected = expected[:, meta["label_columns"]]
     fused = _fuse(staging / "model.onnx", model.config)
     tokenizer.save_pretrained(staging)
     n_params = sum(p.numel() for p in model.parameters())
@@ -100,17 +93,18 @@ def _export_fp32(teacher_dir: Path, staging: Path) -> None:
 
 
 def _fuse(path: Path, config) -> dict[str, int]:
-    """Rewrite the graph at `path` with ONNX Runtime's BERT fusions; returns the fused operators by count (empty
-    when the optimizer does not apply, and the plain graph is kept)."""
+    """Rewrite the graph at `path` with ONNX Runtime's transformer fusions for the model's family (see
+    backbones.py); returns the fused operators by count, empty for a family ONNX Runtime has no fusions for (its
+    plain graph runs as exported)."""
+    model_type = backbones.family(config.model_type).ort_model_type
+    if model_type is None:
+        return {}
     from onnxruntime.transformers import optimizer
 
-    heads, hidden = getattr(config, "num_attention_heads", 0), getattr(config, "hidden_size", 0)
     logging.disable(logging.WARNING)
     try:
-        model = optimizer.optimize_model(str(path), model_type="bert", num_heads=heads, hidden_size=hidden,
-                                         opt_level=1)
-    except Exception:  # an architecture the BERT fusions do not know: the plain graph runs as exported
-        return {}
+        model = optimizer.optimize_model(str(path), model_type=model_type, num_heads=config.num_attention_heads,
+                                         hidden_size=config.hidden_size, opt_level=1)
     finally:
         logging.disable(logging.NOTSET)
     model.save_model_to_file(str(path))
@@ -158,6 +152,7 @@ def _write_meta(folder: Path, teacher_meta: dict, precision: str, n_params: int,
         "format": ONNX_FORMAT, "version": io.FORMAT_VERSION, "recipe": RECIPE, "precision": precision,
         "task": teacher_meta["task"],
         "label_names": teacher_meta["label_names"], "max_length": teacher_meta["max_length"], "n_params": n_params,
+        "label_columns": teacher_meta.get("label_columns"), "truncation": teacher_meta.get("truncation", "head"),
         "export": export})
 
 
@@ -177,6 +172,7 @@ class OnnxTeacher:
             raise BertdistillError(f"{self.folder}: not an ONNX teacher written by this bertdistill")
         self.kind, self.task, self.label_names = f"onnx-{meta['precision']}", meta["task"], meta["label_names"]
         self.max_length, self.n_params, self.params_ = meta["max_length"], meta["n_params"], meta["export"]
+        self.columns, self.truncation = meta.get("label_columns"), meta.get("truncation", "head")
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1  # measured at a stated count
@@ -185,14 +181,16 @@ class OnnxTeacher:
 
     def predict_logits(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """(n, k) float32 logits; texts batched by length so little compute goes to padding."""
-        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        from .batching import encode
+
+        encoded = encode(self.tokenizer, texts, self.max_length, self.truncation)
         order = np.argsort([len(ids) for ids in encoded], kind="stable")
         logits = np.empty((len(texts), len(self.label_names)), dtype=np.float32)
         for start in range(0, len(texts), batch_size):
             rows = order[start:start + batch_size]
             input_ids, attention_mask = pad_ids([encoded[i] for i in rows], self.tokenizer.pad_token_id)
-            logits[rows] = self.session.run(["logits"], {"input_ids": input_ids,
-                                                         "attention_mask": attention_mask})[0]
+            out = self.session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+            logits[rows] = out if self.columns is None else out[:, self.columns]
         return logits
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

@@ -28,14 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import ensemble, io, onnx_export, soft_labels, transfer
+from . import adoption, backbones, ensemble, io, onnx_export, soft_labels, transfer
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import BertdistillError
 from .evaluate import Scorer
 from .losses import UNLABELLED
 from .students import TrainingData, load_student, student_class
-from .teacher import MODEL_FORMAT, Teacher, fine_tune, load_tokenizer
+from .teacher import Teacher, fine_tune, load_tokenizer, resolve_backbone
 
 
 @dataclass
@@ -87,18 +87,30 @@ def prepare(config: RunConfig, out: Path) -> Run:
     for name in config.data.metric_classes or []:
         if name not in dataset.label_names:
             raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
-    for name in config.students.include:
-        check = getattr(student_class(name), "check", None)
-        if check is not None:  # e.g. a loss that does not fit the task: fail before any training
-            check(config.students, dataset.task)
+    teacher = teacher_source(run)
+    for name in config.students.include:  # e.g. a loss that does not fit the task, a source too shallow
+        student_class(name).check(config.students, dataset.task, teacher)
     ensemble.check_specs(config.ensembles, config.students.include)
     transfer.check(config.transfer, config.data)
-    if config.teacher.reuse:
-        if not Path(config.teacher.reuse, "config.json").exists():
-            raise BertdistillError(f"teacher.reuse: {config.teacher.reuse} is not a model folder (no config.json)")
-    elif not (run.teacher_dir / "bertdistill.json").exists():
-        load_tokenizer(config.teacher.backbone)
     return run
+
+
+def teacher_source(run: Run) -> str:
+    """The folder (or hub name) of the teacher the run will use, checked to be of a family the adapters know:
+    the run's fine-tuned teacher, the `reuse` classifier, or the backbone to fine-tune."""
+    config = run.config.teacher
+    if (run.teacher_dir / "bertdistill.json").exists():
+        return str(run.teacher_dir)
+    if config.reuse:
+        source = adoption.resolve(config.reuse)
+        backbones.check(source, f"teacher.reuse = {config.reuse}")
+        adoption.label_columns(backbones.read_config(source), run.dataset.label_names, config.label_map,
+                               f"teacher.reuse = {config.reuse}")
+        return source
+    source = resolve_backbone(config.backbone)
+    backbones.check(source, f"teacher.backbone = {config.backbone}")
+    load_tokenizer(config.backbone)
+    return source
 
 
 def start(run: Run) -> None:
@@ -108,14 +120,21 @@ def start(run: Run) -> None:
         before = io.read_json(saved)
         now = run.config.model_dump(mode="json")
         for section in ("data", "teacher"):
-            if _without_labeling(before.get(section)) != _without_labeling(now[section]):
+            defaults = _defaults(section)  # settings added since the run was made read as their default there
+            if _without_labeling({**defaults, **(before.get(section) or {})}) != _without_labeling(now[section]):
                 raise BertdistillError(f"{run.out} holds a run with a different [{section}] config; "
                                        "choose another --out or delete that directory")
     io.write_json(saved, run.config.model_dump(mode="json"))
     io.write_json(run.out / "dataset.json", run.dataset.summary())
 
 
-LABELING_KEYS = ("label_batch_size", "label_backend")  # how to label, not which teacher: may change in a run
+# how to label or keep checkpoints, not which teacher: may change within a run
+LABELING_KEYS = ("label_batch_size", "label_backend", "keep_checkpoints", "checkpoint_minutes")
+
+
+def _defaults(section: str) -> dict:
+    model = RunConfig.model_fields[section].annotation
+    return {name: field.default for name, field in model.model_fields.items() if not field.is_required()}
 
 
 def _without_labeling(section: dict | None) -> dict | None:
@@ -125,28 +144,17 @@ def _without_labeling(section: dict | None) -> dict | None:
 def train_teacher(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> Path:
     """Fine-tune the teacher (`shard`: this process's place under `accelerate launch`), or adopt a given one."""
     if run.config.teacher.reuse:
-        return adopt_teacher(run, Path(run.config.teacher.reuse))
+        return adopt_teacher(run, run.config.teacher.reuse)
     return fine_tune(run.dataset, run.config.teacher, run.scorer, run.out / "teacher", shard)
 
 
-def adopt_teacher(run: Run, source: Path) -> Path:
-    """Copy an already fine-tuned classifier (bertdistill's or any HF one with matching labels) into the run."""
+def adopt_teacher(run: Run, source: str) -> Path:
+    """Copy an already fine-tuned classifier (bertdistill's or any HF one, labels matched by name) into the run."""
     if (run.teacher_dir / "bertdistill.json").exists():
         return run.teacher_dir
-    config = io.read_json(source / "config.json")
-    labels = len(config.get("id2label", {})) or config.get("num_labels")
-    if labels != run.dataset.num_labels:
-        raise BertdistillError(f"teacher.reuse: {source} predicts {labels} labels, the data has "
-                               f"{run.dataset.num_labels} ({', '.join(run.dataset.label_names)})")
-    staging = run.out / "teacher" / ".model.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging, ignore=shutil.ignore_patterns("optimizer.*", "checkpoint*"))
-    io.write_json(staging / "bertdistill.json", {
-        "format": MODEL_FORMAT, "version": io.FORMAT_VERSION, "task": run.dataset.task,
-        "label_names": run.dataset.label_names, "max_length": run.config.teacher.max_length,
-        "backbone": str(source)})
-    staging.rename(run.teacher_dir)
-    return run.teacher_dir
+    config = run.config.teacher
+    return adoption.adopt(adoption.resolve(source), run.teacher_dir, run.dataset.task, run.dataset.label_names,
+                          config.max_length, config.label_map)
 
 
 def label(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> dict[str, np.ndarray]:

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import io
 from ..errors import BertdistillError
+from ..config import StudentsConfig
 from ..evaluate import Scorer
 
 STUDENT_FORMAT = "bertdistill-student"
@@ -39,6 +40,12 @@ class Student(Protocol):
     role: ClassVar[str]  # "baseline" (gold labels) or "distilled" (teacher's soft targets)
     twin: ClassVar[str | None]  # for a distilled student: its hard-label baseline on the same features
     config_fields: ClassVar[tuple[str, ...]]  # the [students] fields it reads: only these retrain it when they change
+
+    @classmethod
+    def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
+        """Raise BertdistillError when a run is prepared if this student cannot train with `config` on `task`
+        with the teacher whose (resolved) backbone is `teacher`: fail before any fine-tuning or labeling."""
+        ...
 
     def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
             checkpoint_dir: Path | None = None) -> "Student":

@@ -35,7 +35,7 @@ class BiLSTMModule(nn.Module):
 class BiLSTMStudent(NeuralStudent):
     kind = "bilstm"
 
-    def architecture(self, table_dim: int, config: NeuralConfig, teacher_folder: Path) -> dict:
+    def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
         return {"table_dim": table_dim, "dim": config.embedding_dim or table_dim, "hidden": config.hidden_size,
                 "dropout": config.dropout}
 

@@ -39,7 +39,7 @@ class KimCNN(nn.Module):
 class CNNStudent(NeuralStudent):
     kind = "cnn"
 
-    def architecture(self, table_dim: int, config: NeuralConfig, teacher_folder: Path) -> dict:
+    def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
         return {"table_dim": table_dim, "dim": config.embedding_dim or table_dim, "widths": config.cnn_widths,
                 "filters": config.hidden_size, "dropout": config.dropout}
 

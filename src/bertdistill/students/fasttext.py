@@ -37,7 +37,7 @@ class FastTextStudent(NeuralStudent):
     def learning_rate(self) -> float:
         return self.config.neural.fasttext_learning_rate
 
-    def architecture(self, table_dim: int, config: NeuralConfig, teacher_folder: Path) -> dict:
+    def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
         return {"table_dim": table_dim, "dim": config.embedding_dim or table_dim, "buckets": config.hash_buckets,
                 "dropout": config.dropout}
 

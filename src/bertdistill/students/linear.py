@@ -120,6 +120,10 @@ class TfidfLinear:
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()
 
+    @classmethod
+    def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
+        """Every setting of the TF-IDF students fits every task and teacher: nothing can fail early."""
+
     def candidates(self) -> list[dict]:
         raise NotImplementedError
 

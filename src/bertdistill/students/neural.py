@@ -16,13 +16,12 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .. import io
+from .. import backbones, io
 from ..batching import length_grouped_batches, pad_batch
 from ..checkpoint import load_optimizer, save_optimizer
 from ..config import NeuralConfig, StudentsConfig
@@ -30,9 +29,9 @@ from ..errors import BertdistillError
 from ..evaluate import Scorer, probabilities
 from ..losses import DistillationLoss, LossConfig
 from ..onnx_export import OPSET
-from ..teacher import choose_device, resolve_backbone
+from ..teacher import choose_device, uses_bf16
 from .base import TrainingData, read_header, require, write_header
-from .tokens import PAD, WordEncoder, WordPieceEncoder, load_encoder
+from .tokens import PAD, SubwordEncoder, WordEncoder, load_encoder
 
 
 class Embedder(nn.Module):
@@ -49,16 +48,6 @@ class Embedder(nn.Module):
         return vectors if self.projection is None else self.projection(vectors)
 
 
-def teacher_tensors(folder: Path, suffixes: tuple[str, ...] = ("embeddings.word_embeddings.weight",)) -> dict:
-    """Tensors of a teacher checkpoint whose names end with one of `suffixes` (all when empty)."""
-    tensors = {}
-    with safe_open(str(Path(folder) / "model.safetensors"), framework="pt") as handle:
-        for name in handle.keys():
-            if not suffixes or name.endswith(suffixes):
-                tensors[name] = handle.get_tensor(name).float()
-    return tensors
-
-
 class NeuralStudent:
     """Base of the PyTorch students; subclasses set `kind` and implement `build` and `architecture`."""
 
@@ -72,7 +61,7 @@ class NeuralStudent:
         self.config = config or StudentsConfig()
 
     # -- what a family defines -------------------------------------------------------------------------------
-    def architecture(self, table_dim: int, config: NeuralConfig, teacher_folder: Path) -> dict:
+    def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
         """JSON-able shape of the module (saved, and passed back to `build` on load)."""
         raise NotImplementedError
 
@@ -80,11 +69,15 @@ class NeuralStudent:
         """The module, `forward(input_ids, attention_mask) -> (n, k) logits`."""
         raise NotImplementedError
 
-    def initialise(self, module: nn.Module, teacher_folder: Path, kept: np.ndarray) -> None:
-        """Copy the teacher's input embeddings of the kept WordPiece ids into the student's table."""
-        (table,) = teacher_tensors(teacher_folder).values()
+    def initialise(self, module: nn.Module, source: Path, kept: np.ndarray) -> None:
+        """Copy the source model's input embeddings of the kept token ids into the student's table."""
+        table = backbones.input_embeddings(source)
         with torch.no_grad():
             self.embedding_table(module).weight.copy_(table[torch.as_tensor(kept)])
+
+    def token_source(self, teacher_folder: Path) -> Path:
+        """The model whose tokenizer and input embeddings the student starts from (tokenizer = "teacher")."""
+        return teacher_folder
 
     def embedding_table(self, module: nn.Module) -> nn.Embedding:
         return module.embedder.table
@@ -94,7 +87,7 @@ class NeuralStudent:
 
     # -- the protocol ----------------------------------------------------------------------------------------
     @classmethod
-    def check(cls, config: StudentsConfig, task: str) -> None:
+    def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
         """Fail before any training if the configured loss does not fit the task."""
         DistillationLoss(cls.loss_config(config.neural, task), task)
 
@@ -116,14 +109,15 @@ class NeuralStudent:
         if loss.needs_labels:
             require(data, "labels", self.kind)
         torch.manual_seed(self.config.seed)
-        source = Path(data.teacher_folder or resolve_backbone("minilm"))
+        self.task_, self.label_names_ = data.task, list(data.label_names)
+        source = None
         if config.tokenizer == "word":
             self.encoder_ = WordEncoder.fit(data.texts, config.vocab_size, config.max_length)
             table_dim = config.embedding_dim or 300
         else:
-            self.encoder_ = WordPieceEncoder.fit(source, data.texts, config.max_length)
-            table_dim = next(iter(teacher_tensors(source).values())).shape[1]
-        self.task_, self.label_names_ = data.task, list(data.label_names)
+            source = self.token_source(Path(require(data, "teacher_folder", self.kind)))
+            self.encoder_ = SubwordEncoder.fit(source, data.texts, config.max_length)
+            table_dim = backbones.input_embeddings(source).shape[1]
         self.arch_ = self.architecture(table_dim, config, source)
         self.module_ = self.build(self.arch_, self.encoder_.vocab_size, len(self.label_names_))
         self.session_ = None
@@ -236,7 +230,7 @@ class TrainingLoop:
         self.student, self.loss, self.scorer, self.folder = student, loss, scorer, folder
         self.config = student.config.neural
         self.device = choose_device(self.config.device)
-        self.bf16 = self.config.precision == "bf16" or (self.config.precision == "auto" and self.device.type == "cuda")
+        self.bf16 = uses_bf16(self.config.precision, self.device)
 
     def run(self, data: TrainingData, train_ids: list[np.ndarray], val_ids: list[np.ndarray],
             val_labels: np.ndarray) -> tuple[list[dict], float]:

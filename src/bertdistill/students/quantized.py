@@ -43,8 +43,8 @@ class QuantizedStudent:
         self.config = config or StudentsConfig()
 
     @classmethod
-    def check(cls, config: StudentsConfig, task: str) -> None:
-        cls.source.check(config, task)
+    def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
+        cls.source.check(config, task, teacher)
 
     def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
             checkpoint_dir: Path | None = None) -> "QuantizedStudent":

@@ -1,8 +1,8 @@
 """Text -> token ids for the neural students, with a vocabulary pruned to what the training texts use.
 
-`WordPieceEncoder` reuses the teacher's tokenizer (no GloVe can be downloaded here) and keeps only the
-WordPiece ids seen in training plus the special tokens, so a student's embedding table holds ~15k rows instead
-of 30k. `WordEncoder` is a plain lower-cased word vocabulary built from the training texts.
+`SubwordEncoder` reuses a pretrained model's tokenizer, the teacher's by default (WordPiece, SentencePiece or BPE
+alike; no GloVe can be downloaded here), and keeps only the ids seen in training plus the special tokens, so a
+student's embedding table holds ~15k rows instead of 30k. `WordEncoder` is a plain lower-cased word vocabulary built from the training texts.
 """
 from __future__ import annotations
 
@@ -19,10 +19,10 @@ PAD, UNK = 0, 1  # compact ids shared by both encoders
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
 
-class WordPieceEncoder:
-    """The teacher's WordPiece tokenizer followed by a map from teacher ids to compact ids."""
+class SubwordEncoder:
+    """A pretrained model's subword tokenizer followed by a map from its ids to compact ids."""
 
-    kind = "wordpiece"
+    kind = "subword"
 
     def __init__(self, tokenizer, kept: np.ndarray, max_length: int):
         self.tokenizer, self.kept, self.max_length = tokenizer, kept, max_length
@@ -30,7 +30,7 @@ class WordPieceEncoder:
         self.id_map[kept] = np.arange(len(kept))
 
     @classmethod
-    def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "WordPieceEncoder":
+    def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "SubwordEncoder":
         tokenizer = AutoTokenizer.from_pretrained(tokenizer_folder)
         seen = {i for ids in tokenizer(texts, truncation=True, max_length=max_length)["input_ids"] for i in ids}
         special = [tokenizer.pad_token_id, tokenizer.unk_token_id]  # first, so they land on PAD and UNK
@@ -51,7 +51,7 @@ class WordPieceEncoder:
         io.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length})
 
     @classmethod
-    def load(cls, folder: Path, meta: dict) -> "WordPieceEncoder":
+    def load(cls, folder: Path, meta: dict) -> "SubwordEncoder":
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
         return cls(tokenizer, io.read_npz(folder / "vocabulary.npz")["kept"], meta["max_length"])
 
@@ -92,4 +92,6 @@ class WordEncoder:
 
 def load_encoder(folder: Path):
     meta = io.read_json(Path(folder) / "encoder.json")
-    return {"wordpiece": WordPieceEncoder, "word": WordEncoder}[meta["kind"]].load(Path(folder), meta)
+    # "wordpiece": the name of SubwordEncoder in students saved before 0.2
+    encoders = {"subword": SubwordEncoder, "wordpiece": SubwordEncoder, "word": WordEncoder}
+    return encoders[meta["kind"]].load(Path(folder), meta)
