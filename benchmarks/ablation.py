@@ -15,11 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bertdistill import io, pipeline
+from bertdistill import pipeline
 from bertdistill.config import config_from_dict
-from bertdistill.evaluate import probabilities
-from bertdistill.losses import LossConfig
+from bertdistill.core import files
+from bertdistill.evaluation.metrics import probabilities
 from bertdistill.students import TrainingData, student_class
+from bertdistill.students.losses import LossConfig
 
 
 def variants(task: str) -> dict[str, LossConfig | None]:
@@ -69,10 +70,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="override students.neural.epochs")
     parser.add_argument("--only", nargs="+", help="subset of loss rows, by name")
     args = parser.parse_args()
-    config = config_from_dict(io.read_json(args.run_dir / "config.json"))
+    config = config_from_dict(files.read_json(args.run_dir / "config.json"))
     run = pipeline.prepare(config, args.run_dir)
     out = args.run_dir / "ablation.json"
-    results = io.read_json(out) if out.exists() else {}
+    results = files.read_json(out) if out.exists() else {}
     for family in args.families:
         for name, loss in variants(run.dataset.task).items():
             if args.only and name not in args.only:
@@ -81,12 +82,12 @@ def main() -> int:
                 cells = results.setdefault(family, {}).setdefault(name, {})
                 if str(seed) not in cells:
                     cells[str(seed)] = train_cell(run, family, loss, seed, args.epochs)
-                    io.write_json(out, results)
+                    files.write_json(out, results)
                     print(f"{family} / {name} / seed {seed}: test {cells[str(seed)]['test']:.4f}", flush=True)
     teacher = run.scorer.score(run.dataset.test.labels,
                                probabilities(pipeline.teacher_logits(run, "test"), run.dataset.task))
     text = table(results, run.scorer.metric, teacher)
-    io.write_text(args.run_dir / "ablation.md", f"# Distillation ablation: {run.dataset.name}\n\n{text}\n")
+    files.write_text(args.run_dir / "ablation.md", f"# Distillation ablation: {run.dataset.name}\n\n{text}\n")
     print(text)
     return 0
 

@@ -39,7 +39,7 @@ def timed(label, texts: list[str], batch_size: int, repeats: int) -> tuple[float
 def measure(teacher_dir: Path, texts: list[str], batch_size: int, repeats: int) -> dict:
     import torch
 
-    from bertdistill.soft_labels import open_labeler
+    from bertdistill.labels.soft_labels import open_labeler
 
     threads = torch.get_num_threads()
     results, logits = {}, {}

@@ -10,8 +10,11 @@ students are reused; ensembles, evaluation and report are redone, so every numbe
 run on one machine). `--seeds` adds student replicates: the same teacher and soft labels, students (and the
 ensembles built from them) retrained with each extra seed under runs/bench/NAME/seeds/seed-S, scored on test;
 seeds.json then holds the headline metric as mean ± std over the main seed and the extra ones.
-BENCHMARKS.md gets a summary of the targets across datasets, then per dataset: the environment, the leaderboard
-with speed-ups against the PyTorch, ONNX and int8 teachers, the findings, the seeds table and the Pareto plot.
+Per dataset, benchmarks/results/<dataset>.md (environment, the leaderboard with speed-ups against the PyTorch, ONNX
+and int8 teachers, findings, seeds table, Pareto plot) and benchmarks/results/<dataset>.json (leaderboard,
+environment, dataset summary, seeds: what the summary is computed from, so datasets not re-run here keep their
+rows). BENCHMARKS.md is one screen: the headline table across datasets, one plot of every student's share of its
+teacher's score against its share of the teacher's latency, and links to the per-dataset pages.
 """
 from __future__ import annotations
 
@@ -21,26 +24,28 @@ import sys
 import time
 from pathlib import Path
 
-from bertdistill import ensemble, io, pipeline
+from bertdistill import pipeline
 from bertdistill.cli import main as cli_main
 from bertdistill.config import config_from_dict
-from bertdistill.findings import fast_neural_students, findings
-from bertdistill.report import markdown_table
-from bertdistill.stats import mean_std
+from bertdistill.core import files
+from bertdistill.ensembles import ensemble
+from bertdistill.evaluation.stats import mean_std
+from bertdistill.report.findings import fast_neural_students, findings
+from bertdistill.report.markdown import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "runs" / "bench"
 PLOTS = ROOT / "benchmarks" / "plots"
-NOTES = ROOT / "benchmarks" / "NOTES.md"  # hand-written context kept in BENCHMARKS.md across rewrites
+RESULTS = ROOT / "benchmarks" / "results"
 
 
 def run_seed(out: Path, seed: int) -> dict[str, float]:
     """Students and ensembles retrained with `seed` on the parent's soft labels; test headline metric by model."""
-    raw = io.read_json(out / "config.json")
+    raw = files.read_json(out / "config.json")
     raw["students"]["seed"] = seed
     run = pipeline.ChildRun(config_from_dict(raw, str(out / "config.json")), out / "seeds" / f"seed-{seed}",
                             parent=out)
-    io.write_json(run.out / "config.json", run.config.model_dump(mode="json"))
+    files.write_json(run.out / "config.json", run.config.model_dump(mode="json"))
     pipeline.train_students(run)
     students = pipeline.load_students(run)
     ensemble.train_all(run, students)
@@ -51,8 +56,8 @@ def run_seed(out: Path, seed: int) -> dict[str, float]:
 
 def seed_summary(out: Path, seeds: list[int]) -> dict:
     """Mean ± std of each student's and ensemble's test metric over the main run and the seed replicates."""
-    main_seed = io.read_json(out / "config.json")["students"]["seed"]
-    entries = {e["name"]: e for e in io.read_json(out / "leaderboard.json")}
+    main_seed = files.read_json(out / "config.json")["students"]["seed"]
+    entries = {e["name"]: e for e in files.read_json(out / "leaderboard.json")}
     metric = _metric(out)
     scores = {main_seed: {name: e["metrics"][metric] for name, e in entries.items() if e["role"] != "teacher"}}
     for seed in seeds:
@@ -66,7 +71,7 @@ def seed_summary(out: Path, seeds: list[int]) -> dict:
 
 
 def _metric(out: Path) -> str:
-    dataset, config = io.read_json(out / "dataset.json"), io.read_json(out / "config.json")
+    dataset, config = files.read_json(out / "dataset.json"), files.read_json(out / "config.json")
     return "mean_roc_auc" if dataset["task"] == "multilabel" else (config["data"]["metric"] or "macro_f1")
 
 
@@ -85,17 +90,17 @@ def run_dataset(name: str, seeds: list[int], fresh: bool, evaluate_only: bool, s
         if cli_main(command) != 0:
             raise SystemExit(f"bertdistill {' '.join(command)} failed")
     if first_time and not evaluate_only:
-        io.write_json(out / "wall_time.json", {"seconds": time.perf_counter() - start})
+        files.write_json(out / "wall_time.json", {"seconds": time.perf_counter() - start})
     if seeds:
-        io.write_json(out / "seeds.json", seed_summary(out, seeds))
+        files.write_json(out / "seeds.json", seed_summary(out, seeds))
         cli_main(["report", "--out", str(out)])  # the report shows the seeds table too
 
 
 def section(out: Path) -> str:
-    env, dataset = io.read_json(out / "environment.json"), io.read_json(out / "dataset.json")
-    entries, metric = io.read_json(out / "leaderboard.json"), _metric(out)
-    diagnostics = io.read_json(out / "diagnostics.json") if (out / "diagnostics.json").exists() else {}
-    seconds = io.read_json(out / "wall_time.json")["seconds"] if (out / "wall_time.json").exists() else None
+    env, dataset = files.read_json(out / "environment.json"), files.read_json(out / "dataset.json")
+    entries, metric = files.read_json(out / "leaderboard.json"), _metric(out)
+    diagnostics = files.read_json(out / "diagnostics.json") if (out / "diagnostics.json").exists() else {}
+    seconds = files.read_json(out / "wall_time.json")["seconds"] if (out / "wall_time.json").exists() else None
     PLOTS.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(out / "quality_vs_latency.png", PLOTS / f"{out.name}.png")
     parts = [f"## {out.name}",
@@ -108,7 +113,7 @@ def section(out: Path) -> str:
              markdown_table(entries, metric),
              "\n".join(f"- {line}" for line in findings(entries, metric, diagnostics))]
     if (out / "seeds.json").exists():
-        seeds = io.read_json(out / "seeds.json")
+        seeds = files.read_json(out / "seeds.json")
         rows = [f"| {name} | {100 * s['mean']:.2f} ± {100 * s['std']:.2f} | {s['n']} |"
                 for name, s in seeds["models"].items()]
         parts.append(f"Test {metric} over student seeds {list(seeds['models'].values())[0]['seeds']} "
@@ -118,24 +123,36 @@ def section(out: Path) -> str:
         table = (out / "ablation.md").read_text(encoding="utf-8").split("\n", 2)[2].strip()
         parts.append(f"Distillation ablation (`python benchmarks/ablation.py runs/bench/{out.name} ...`; test scores, "
                      f"so read it as a diagnostic, not as a selection):\n\n{table}")
-    parts.append(f"![{out.name}: quality vs latency, Pareto front dashed](benchmarks/plots/{out.name}.png)")
+    parts.append(f"![{out.name}: quality vs latency, Pareto front dashed](../plots/{out.name}.png)")
     return "\n\n".join(parts)
 
 
-def summary(outs: list[Path]) -> str:
-    """One row per dataset: the issue's targets, as measured."""
-    lines = ["| dataset | metric | teacher | best distilled TF-IDF vs tfidf-lr [95% CI] | bilstm-kd vs bilstm [95% CI] "
+def record(out: Path) -> dict:
+    """What the summary and the headline plot need of a finished run, kept in benchmarks/results/<name>.json."""
+    seeds = files.read_json(out / "seeds.json") if (out / "seeds.json").exists() else None
+    return {"dataset": out.name, "metric": _metric(out), "environment": files.read_json(out / "environment.json"),
+            "rows": files.read_json(out / "dataset.json")["rows"],
+            "leaderboard": files.read_json(out / "leaderboard.json"), "seeds": seeds}
+
+
+def summary(records: list[dict]) -> str:
+    """One row per dataset: the targets, as measured."""
+    lines = ["| dataset | metric | teacher (test, p50) | best student at <= 1/100 of the teacher's p50 "
+             "| best ensemble at <= 1/100 | best distilled TF-IDF vs tfidf-lr [95% CI] | bilstm-kd vs bilstm [95% CI] "
              "| best distilled neural student at <= 1/20 latency: share of teacher, latency share "
              "| best student (share of teacher) | best ensemble: gap, latency share "
-             "| int8 teacher: speed-up, agreement | fastest student p50 ms |", "|" + "---|" * 10]
-    for out in outs:
-        entries, metric = io.read_json(out / "leaderboard.json"), _metric(out)
+             "| int8 teacher: speed-up, agreement | fastest student p50 ms |", "|" + "---|" * 12]
+    for record_ in records:
+        entries, metric = record_["leaderboard"], record_["metric"]
         by_name = {e["name"]: e for e in entries}
         teacher = by_name["teacher"]
         students = [e for e in entries if e["role"] in ("baseline", "distilled")]
         ensembles = [e for e in entries if e["role"] == "ensemble"]
         best = max(students, key=lambda e: e["metrics"][metric])
-        cells = [out.name, metric, f"{100 * teacher['metrics'][metric]:.2f}", _linear_gain(students),
+        cells = [f"[{record_['dataset']}](benchmarks/results/{record_['dataset']}.md)", metric,
+                 f"{100 * teacher['metrics'][metric]:.2f}, {teacher['latency_ms']['p50']:.1f} ms",
+                 _best_within(students, teacher, metric, 100), _best_within(ensembles, teacher, metric, 100),
+                 _linear_gain(students),
                  _gain(by_name.get("bilstm-kd")), _best_neural(students, teacher, metric),
                  f"{best['name']} {100 * best['metrics'][metric]:.2f} "
                  f"({100 * best['metrics'][metric] / teacher['metrics'][metric]:.1f}%)"]
@@ -151,6 +168,49 @@ def summary(outs: list[Path]) -> str:
         cells.append(f"{min(e['latency_ms']['p50'] for e in students):.3f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _best_within(models: list[dict], teacher: dict, metric: str, fraction: int) -> str:
+    """The best of `models` whose p50 is at most 1/fraction of the teacher's, as a share of the teacher's score."""
+    fast = [e for e in models if e["latency_ms"]["p50"] <= teacher["latency_ms"]["p50"] / fraction]
+    if not fast:
+        return f"none at <= 1/{fraction}"
+    top = max(fast, key=lambda e: e["metrics"][metric])
+    return (f"{top['name']} {100 * top['metrics'][metric]:.2f} "
+            f"({100 * top['metrics'][metric] / teacher['metrics'][metric]:.1f}%), {top['latency_ms']['p50']:.3f} ms")
+
+
+def headline_plot(records: list[dict]) -> bytes:
+    """Every student and ensemble of every dataset: share of its teacher's test score against share of the
+    teacher's single-text p50 (log scale), with the 1/100 and 1/20 budgets and the 97% / 99% quality lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from bertdistill.report.plots import _png
+
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for index, record_ in enumerate(records):
+        metric, entries = record_["metric"], record_["leaderboard"]
+        teacher = next(e for e in entries if e["name"] == "teacher")
+        models = [e for e in entries if e["role"] in ("baseline", "distilled", "ensemble")]
+        x = [e["latency_ms"]["p50"] / teacher["latency_ms"]["p50"] for e in models]
+        y = [100 * e["metrics"][metric] / teacher["metrics"][metric] for e in models]
+        axes.scatter(x, y, s=18, color=f"C{index}",
+                     label=f"{record_['dataset']} (teacher {teacher['latency_ms']['p50']:.0f} ms)")
+    for budget in (100, 20):
+        axes.axvline(1 / budget, color="grey", linestyle=":", linewidth=1)
+        axes.annotate(f"1/{budget}", (1 / budget, 1), xycoords=("data", "axes fraction"), color="grey",
+                      va="top", ha="left")
+    for share in (97, 99):
+        axes.axhline(share, color="grey", linestyle="--", linewidth=0.8)
+    axes.set_xscale("log")
+    axes.set_xlabel("single-text p50 / teacher's p50 (log)")
+    axes.set_ylabel("test score, % of the teacher's")
+    axes.set_title("Students and ensembles against their teacher")
+    axes.legend(fontsize=8, loc="lower right")
+    return _png(figure)
 
 
 def _linear_gain(students: list[dict]) -> str:
@@ -178,38 +238,24 @@ def _best_neural(students: list[dict], teacher: dict, metric: str) -> str:
             f"1/{teacher['latency_ms']['p50'] / top['latency_ms']['p50']:.0f}")
 
 
-def kept_from_last_time(present: list[str]) -> tuple[dict[str, str], dict[str, str]]:
-    """Summary rows and sections of BENCHMARKS.md for datasets whose run directory is not on this machine (a
-    fresh clone re-runs only some): kept as last written, each section still dated by its own run."""
-    path = ROOT / "BENCHMARKS.md"
-    if not path.exists():
-        return {}, {}
-    text = path.read_text(encoding="utf-8")
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
-    sections = {}
-    for block in text.split("\n## ")[1:]:
-        name = block.split("\n", 1)[0].strip()
-        if name in rows and name not in present:
-            sections[name] = "## " + block.strip()
-    return {name: rows[name] for name in sections}, sections
-
-
 def write_benchmarks() -> None:
-    outs = sorted(p.parent for p in BENCH.glob("*/leaderboard.json"))
-    old_rows, old_sections = kept_from_last_time([out.name for out in outs])
-    header = ("# Benchmarks\n\nWritten by `python benchmarks/spine.py CONFIG... [--seeds S...]`. Quality is on each "
-              "dataset's held-out test split (never used for training, selection, thresholds or ensemble weights); "
-              "latency is single text, end to end (raw string in, probabilities out), warmed up, at the stated "
-              "thread count; speed-ups are ratios of p50s measured in the same run. Targets: best single student "
-              ">= 97% of the teacher; best distilled neural student >= 97% of the teacher at <= 1/20 of its "
-              "latency; an ensemble within 1 point of the teacher at <= 1/100 of its PyTorch latency; int8 "
-              "teacher >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement.")
-    notes = (NOTES.read_text(encoding="utf-8").strip(),) if NOTES.exists() else ()
-    sections = {out.name: section(out) for out in outs} | old_sections
-    table = summary(outs).splitlines()
-    table = "\n".join(table[:2] + sorted(table[2:] + list(old_rows.values())))
-    io.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([header, "## Summary", table, *notes,
-                                                       *(sections[name] for name in sorted(sections))]) + "\n")
+    """benchmarks/results/<name>.md and .json for every run here, then BENCHMARKS.md from every results/*.json."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for out in sorted(p.parent for p in BENCH.glob("*/leaderboard.json")):
+        files.write_text(RESULTS / f"{out.name}.md", section(out) + "\n")
+        files.write_json(RESULTS / f"{out.name}.json", record(out))
+    records = [files.read_json(path) for path in sorted(RESULTS.glob("*.json"))]
+    PLOTS.mkdir(parents=True, exist_ok=True)
+    files.write_bytes(PLOTS / "headline.png", headline_plot(records))
+    header = ("# Benchmarks\n\nWritten by `python benchmarks/spine.py CONFIG... [--seeds S...]`; how it measures: "
+              "[docs/benchmarks.md](docs/benchmarks.md). Quality is on each dataset's held-out test split; latency "
+              "is single text, end to end (raw string in, probabilities out), warmed up, at 1 thread; every ratio "
+              "is within one run. Per dataset (leaderboard, findings, seeds, plot, machine and date): the linked "
+              "pages in [benchmarks/results/](benchmarks/results/). Context and history: "
+              "[benchmarks/NOTES.md](benchmarks/NOTES.md).")
+    files.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([
+        header, summary(records), "![Every student and ensemble against its teacher](benchmarks/plots/headline.png)"])
+        + "\n")
 
 
 def main() -> int:

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bertdistill import io, pipeline
+from bertdistill import pipeline
 from bertdistill.config import config_from_dict
+from bertdistill.core import files
 from bertdistill.data.load import data_dirs
 
 HERE = Path(__file__).resolve().parent
@@ -54,7 +55,7 @@ def unlabelled_corpus(parent: pipeline.Run, name: str) -> dict:
                 texts += [t for t in path.read_text(encoding="utf-8").split("\n") if t.strip()]
                 break
     out = parent.out / "transfer-ablation" / "unlabelled.txt"
-    io.write_text(out, "\n".join(dict.fromkeys(texts)) + "\n")
+    files.write_text(out, "\n".join(dict.fromkeys(texts)) + "\n")
     return {"path": str(out.resolve())}
 
 
@@ -81,9 +82,9 @@ def run_dataset(bench: Path, name: str, seeds: list[int], students: list[str], m
     folder = bench / name
     if not (folder / "teacher" / "model" / "bertdistill.json").exists():
         raise SystemExit(f"{folder}: no teacher; run benchmarks/spine.py {name} (or `bertdistill teacher`) first")
-    parent = pipeline.Run(config_from_dict(io.read_json(folder / "config.json")), folder)
+    parent = pipeline.Run(config_from_dict(files.read_json(folder / "config.json")), folder)
     results_path = folder / "transfer_ablation.json"
-    results = io.read_json(results_path) if results_path.exists() else {"scores": {}, "transfer_sets": {}}
+    results = files.read_json(results_path) if results_path.exists() else {"scores": {}, "transfer_sets": {}}
     for variant, transfer in variants(parent, name, max_texts).items():
         if variant not in wanted:
             continue
@@ -101,7 +102,7 @@ def run_dataset(bench: Path, name: str, seeds: list[int], students: list[str], m
                 done[student] = run.scorer.score(test.labels, model.predict_proba(test.texts))
             results["scores"][variant][str(seed)] = done
             results.update(metric=run.scorer.metric, students=students, seeds=seeds, label_backend=backend)
-            io.write_json(results_path, results)
+            files.write_json(results_path, results)
             print(f"{name} / {variant} / seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in done.items()))
     return results
 

@@ -19,10 +19,11 @@ import re
 import sys
 from pathlib import Path
 
-from bertdistill import io, pipeline
-from bertdistill.benchmark import benchmark_texts, limited_threads, single_text_latency
+from bertdistill import pipeline
 from bertdistill.config import apply_overrides, config_from_dict
-from bertdistill.teacher import Teacher
+from bertdistill.core import files
+from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
+from bertdistill.teacher.model import Teacher
 
 BENCH = Path(__file__).resolve().parents[1] / "runs" / "bench"
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--label", help="variant folder name (default: from the overrides)")
     args = parser.parse_args(argv)
     parent_dir = BENCH / args.dataset
-    raw = io.read_json(parent_dir / "config.json")
+    raw = files.read_json(parent_dir / "config.json")
     apply_overrides(raw, args.overrides)
     raw["students"]["include"] = args.students
     label = args.label or re.sub(r"[^\w.=-]+", "_", "-".join(args.overrides) or "default")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in result.items():
         row["latency_share"] = result["teacher"]["p50_ms"] / row["p50_ms"]
         row["share_of_teacher"] = row["test"] / result["teacher"]["test"]
-    io.write_json(run.out / "result.json", {"overrides": args.overrides, "threads": settings.threads,
+    files.write_json(run.out / "result.json", {"overrides": args.overrides, "threads": settings.threads,
                                             "models": result})
     print(json.dumps(result, indent=1))
     return 0

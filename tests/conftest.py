@@ -1,13 +1,12 @@
 """Shared fixtures: a tiny randomly initialised BERT on disk and small learnable in-memory datasets."""
 from __future__ import annotations
 
-import torch
-
 import itertools
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from bertdistill.data import Dataset, Split
 
@@ -100,7 +99,8 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY_RUN = ["--set", "data.max_train=200", "--set", "data.max_eval=80", "--set", "teacher.epochs=1",
             "--set", "teacher.max_length=48", "--set", "eval.latency_texts=10", "--set", "eval.warmup=2",
             "--set", "eval.throughput_texts=20", "--set", "students.trials=1",
-            "--set", "transfer.max_texts=50"]  # configs with unlabelled corpora: a few of their texts
+            "--set", "transfer.max_texts=50",  # configs with unlabelled corpora: a few of their texts
+            "--set", "students.neural.static_width=16"]  # the tiny teacher is 32 wide
 
 
 def _tiny_run(out: Path, config: str, *extra: str) -> Path:

@@ -8,8 +8,13 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from bertdistill import benchmark
-from bertdistill.benchmark import benchmark_texts, limited_threads, single_text_latency, throughput
+from bertdistill.evaluation import latency
+from bertdistill.evaluation.latency import (
+    benchmark_texts,
+    limited_threads,
+    single_text_latency,
+    throughput,
+)
 
 
 class CountingPredict:
@@ -49,7 +54,7 @@ def test_latency_percentiles_come_from_the_measured_timings(monkeypatch):
     """A fake clock makes call i take i ms: the percentiles are then known exactly."""
     # perf_counter is called twice per text (start, end); the differences are 1, 2, ..., 10 ms
     clock = iter([t for i in range(10) for t in (float(i * 100), float(i * 100) + (i + 1) / 1000)])
-    monkeypatch.setattr(benchmark, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     result = single_text_latency(CountingPredict(), TEXTS[:10], warmup=0)
     assert result["p50"] == pytest.approx(np.percentile(np.arange(1, 11), 50))
     assert result["p95"] == pytest.approx(np.percentile(np.arange(1, 11), 95))
@@ -68,7 +73,7 @@ def test_throughput_is_positive_and_covers_all_texts_in_batches():
 
 def test_throughput_with_a_fake_clock(monkeypatch):
     clock = iter([10.0, 12.5])
-    monkeypatch.setattr(benchmark, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
+    monkeypatch.setattr(latency, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     assert throughput(CountingPredict(), TEXTS, batch_size=10) == pytest.approx(25 / 2.5)
 
 

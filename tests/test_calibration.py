@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertdistill.calibration import expected_calibration_error, reliability
+from bertdistill.evaluation.calibration import expected_calibration_error, reliability
 
 
 def test_hand_worked_multiclass_ece():

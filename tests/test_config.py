@@ -6,8 +6,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from bertdistill.config import (DataConfig, RunConfig, apply_overrides, builtin_configs, config_from_dict,
-                                load_config)
+from bertdistill.config import (
+    DataConfig,
+    RunConfig,
+    apply_overrides,
+    builtin_configs,
+    config_from_dict,
+    load_config,
+)
 from bertdistill.errors import BertdistillError
 
 MINIMAL = """

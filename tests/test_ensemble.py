@@ -6,11 +6,28 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bertdistill.config import EnsembleConfig, EvalConfig, StudentsConfig, TfidfConfig, config_from_dict
-from bertdistill.ensemble import (Ensemble, MemberGroup, check_specs, empty_results, greedy_selection,
-                                  latency_budget, load_all, log_loss, read_header, simplex_weights, train_all)
+from bertdistill.config import (
+    EnsembleConfig,
+    EvalConfig,
+    StudentsConfig,
+    TfidfConfig,
+    config_from_dict,
+)
+from bertdistill.ensembles.ensemble import (
+    Ensemble,
+    MemberGroup,
+    check_specs,
+    empty_results,
+    greedy_selection,
+    latency_budget,
+    load_all,
+    log_loss,
+    read_header,
+    simplex_weights,
+    train_all,
+)
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluate import Scorer, probabilities
+from bertdistill.evaluation.metrics import Scorer, probabilities
 from bertdistill.students import TrainingData
 from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge
 from bertdistill.students.sparse_linear import SparseAnalyzer

@@ -1,4 +1,4 @@
-"""Metrics in bertdistill.evaluate checked against values computed by hand."""
+"""Metrics in bertdistill.evaluation.metrics checked against values computed by hand."""
 from __future__ import annotations
 
 import math
@@ -6,8 +6,18 @@ import math
 import numpy as np
 import pytest
 
-from bertdistill.evaluate import (Scorer, dark_knowledge_rows, fidelity, kl_divergence, mean_roc_auc,
-                                  per_label_roc_auc, probabilities, sigmoid, softmax, tune_thresholds)
+from bertdistill.evaluation.metrics import (
+    Scorer,
+    dark_knowledge_rows,
+    fidelity,
+    kl_divergence,
+    mean_roc_auc,
+    per_label_roc_auc,
+    probabilities,
+    sigmoid,
+    softmax,
+    tune_thresholds,
+)
 
 NAMES = ["sports", "food", "tech"]
 

@@ -9,14 +9,23 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import make_multiclass
 from fastapi.testclient import TestClient
 from tokenizers import Tokenizer, models, pre_tokenizers, processors, trainers
-from transformers import (AutoModelForSequenceClassification, BertConfig, DebertaV2Config, DistilBertConfig,
-                          ElectraConfig, GPT2Config, MPNetConfig, PreTrainedTokenizerFast, RobertaConfig)
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    DebertaV2Config,
+    DistilBertConfig,
+    ElectraConfig,
+    GPT2Config,
+    MPNetConfig,
+    PreTrainedTokenizerFast,
+    RobertaConfig,
+)
 
-from bertdistill import backbones
 from bertdistill.cli import main
-from conftest import make_multiclass
+from bertdistill.teacher import backbones
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
 BERT_TOKENS = dict(cls="[CLS]", sep="[SEP]", pad="[PAD]", unk="[UNK]", mask="[MASK]")

@@ -10,10 +10,17 @@ import threading
 
 import numpy as np
 import pytest
-
-from bertdistill import io
-from bertdistill.soft_labels import Shard, cache_path, load_cached, open_labeler, teacher_key, teacher_logits
 from test_soft_labels import TextTeacher, make_teacher_folder, make_tiny_teacher
+
+from bertdistill.core import files
+from bertdistill.labels.soft_labels import (
+    Shard,
+    cache_path,
+    load_cached,
+    open_labeler,
+    teacher_key,
+    teacher_logits,
+)
 
 TEXTS = [f"text {i} " + "longer " * (i % 5) + "😀" * (i % 2) for i in range(23)]
 
@@ -55,7 +62,7 @@ def test_shards_label_every_chunk_once_and_merge_in_row_order(tmp_path, world):
     assert [len(t.calls) for t in teachers] == [len(range(rank, 6, world)) for rank in range(world)]
     for result in results:
         np.testing.assert_array_equal(result, single)
-    manifest = io.read_json(cache_path(tmp_path / "shared", teacher_key(folder), TEXTS) / "manifest.json")
+    manifest = files.read_json(cache_path(tmp_path / "shared", teacher_key(folder), TEXTS) / "manifest.json")
     assert manifest["labeling"]["processes"] == world and len(manifest["chunks"]) == 6
 
 
@@ -71,7 +78,7 @@ def test_accelerate_launch_with_two_cpu_processes_matches_one_process(tiny_bert_
     single = teacher_logits(open_labeler(teacher_dir, "torch", "cpu"), TEXTS, tmp_path / "single", 4, chunk_rows=5)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), "-m", "bertdistill.label_distributed",
+               "--main_process_port", str(_free_port()), "-m", "bertdistill.labels.distributed",
                "--teacher", str(teacher_dir), "--texts", str(tmp_path / "texts.txt"), "--cache",
                str(tmp_path / "distributed"), "--batch-size", "4", "--chunk-rows", "5"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "CUDA_VISIBLE_DEVICES": "",
@@ -82,5 +89,5 @@ def test_accelerate_launch_with_two_cpu_processes_matches_one_process(tiny_bert_
     distributed = load_cached(teacher_dir, TEXTS, tmp_path / "distributed")
     np.testing.assert_allclose(distributed, single, rtol=0, atol=1e-6)
     assert (distributed.argmax(1) == single.argmax(1)).all()
-    manifest = io.read_json(cache_path(tmp_path / "distributed", teacher_key(teacher_dir), TEXTS) / "manifest.json")
+    manifest = files.read_json(cache_path(tmp_path / "distributed", teacher_key(teacher_dir), TEXTS) / "manifest.json")
     assert manifest["labeling"]["processes"] == 2 and len(manifest["chunks"]) == 5

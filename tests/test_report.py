@@ -6,17 +6,23 @@ import re
 
 import pytest
 
-from bertdistill import io
+from bertdistill.core import files
 from bertdistill.errors import BertdistillError
-from bertdistill.findings import int8_findings, neural_findings, twin_findings
-from bertdistill.report import COLUMNS, markdown_table, table_rows, write_report
+from bertdistill.report.findings import int8_findings, neural_findings, twin_findings
+from bertdistill.report.markdown import (
+    COLUMNS,
+    markdown_table,
+    table_rows,
+    write_report,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def entry(name, role, score, p50, twin=None, gain=None, kind=None):
+    family = role if role in ("teacher", "ensemble") else "tfidf" if name.startswith("tfidf") else "neural"
     return {
-        "name": name, "role": role, "kind": kind or name, "twin": twin,
+        "name": name, "role": role, "kind": kind or name, "twin": twin, "family": family,
         "metrics": {"macro_f1": score, "accuracy": score + 0.01,
                     "per_class_f1": {"a": score, "b": score}},
         "val_score": score, "fidelity": {"agreement": 0.9 if role != "teacher" else 1.0, "cosine": 0.95},
@@ -35,11 +41,11 @@ def run_dir(tmp_path):
         entry("tfidf-logit-ridge", "distilled", 0.7050, 0.4, twin="tfidf-lr", gain=-0.0150),
         entry("<b>odd & name</b>", "baseline", 0.5, 1.0),
     ]
-    io.write_json(tmp_path / "leaderboard.json", entries)
-    io.write_json(tmp_path / "environment.json", {
+    files.write_json(tmp_path / "leaderboard.json", entries)
+    files.write_json(tmp_path / "environment.json", {
         "date": "2024-01-02 03:04 UTC", "machine": "x86_64 Test CPU, 2 cores", "python": "3.11.0", "threads": 1,
         "versions": {"torch": "2.x", "scikit-learn": "1.x"}})
-    io.write_json(tmp_path / "dataset.json", {"name": "tweeteval-test", "task": "multiclass",
+    files.write_json(tmp_path / "dataset.json", {"name": "tweeteval-test", "task": "multiclass",
                                               "label_names": ["a", "b"], "rows": {"train": 10, "val": 5, "test": 5}})
     return tmp_path
 
@@ -96,7 +102,7 @@ def test_int8_findings_compare_with_the_fp32_source():
 
 
 def test_markdown_table_teacher_first_then_best_metric(run_dir):
-    entries = io.read_json(run_dir / "leaderboard.json")
+    entries = files.read_json(run_dir / "leaderboard.json")
     rows = table_rows(entries, "macro_f1")
     assert [row[0] for row in rows] == ["teacher", "tfidf-soft-lr", "tfidf-lr", "tfidf-logit-ridge",
                                         "<b>odd & name</b>"]
@@ -141,7 +147,7 @@ def test_report_without_leaderboard_is_a_bertdistill_error(tmp_path):
 
 
 def test_pareto_front_known_answer():
-    from bertdistill.plots import pareto_front
+    from bertdistill.report.plots import pareto_front
 
     # (latency, quality): b is beaten by a (faster and better), d by c
     points = [(1.0, 70.0), (2.0, 65.0), (5.0, 80.0), (6.0, 79.0), (0.5, 60.0)]
@@ -151,7 +157,7 @@ def test_pareto_front_known_answer():
 @pytest.fixture()
 def full_run_dir(run_dir):
     """The run directory of a complete evaluation: ONNX teacher rows, an ensemble, diagnostics, seeds."""
-    entries = io.read_json(run_dir / "leaderboard.json")[:4]
+    entries = files.read_json(run_dir / "leaderboard.json")[:4]
     onnx = entry("teacher-onnx", "teacher", 0.81, 12.0, kind="onnx-fp32")
     int8 = {**entry("teacher-onnx-int8", "teacher", 0.805, 8.0, kind="onnx-int8"),
             "fidelity": {"agreement": 0.995, "cosine": 0.999, "kl": 0.001}}
@@ -166,10 +172,10 @@ def full_run_dir(run_dir):
                          "teacher-onnx-int8": 8.0 / e["latency_ms"]["p50"]}
         e["ece"] = 0.05
         e["fidelity"].setdefault("kl", 0.1)
-    io.write_json(run_dir / "leaderboard.json", entries)
+    files.write_json(run_dir / "leaderboard.json", entries)
     curve = {"ece": 0.05, "bin_lower": [0.5, 0.9], "confidence": [0.6, 0.95], "accuracy": [0.55, 0.9],
              "count": [10, 20], "bins": 15}
-    io.write_json(run_dir / "diagnostics.json", {
+    files.write_json(run_dir / "diagnostics.json", {
         "calibration": {e["name"]: curve for e in entries},
         "comparisons": [{"model": "ens", "versus": "teacher", "metric": "macro_f1",
                          **ens["ci_vs_teacher"]}],
@@ -178,7 +184,7 @@ def full_run_dir(run_dir):
              "models": {"tfidf-lr": [0.7, 0.3], "ens": [0.8, 0.2]}}]},
         "empty_ensembles": [{"name": "ens-fast", "reason": "no student fits the latency budget of 0.0100 ms"}],
     })
-    io.write_json(run_dir / "seeds.json", {"metric": "macro_f1", "note": "n", "models": {
+    files.write_json(run_dir / "seeds.json", {"metric": "macro_f1", "note": "n", "models": {
         "tfidf-soft-lr": {"mean": 0.74, "std": 0.01, "n": 3, "seeds": [13, 14, 15], "values": [0.73, 0.74, 0.75]}}})
     return run_dir
 
@@ -197,7 +203,7 @@ def test_full_report_has_every_section_and_target(full_run_dir):
                      "| ens | teacher | -1.00 | [-3.00, +1.20] | 20.0% | no significant difference |"):
         assert fragment in markdown, fragment
     assert (full_run_dir / "reliability.png").read_bytes().startswith(PNG_MAGIC)
-    row = next(r for r in table_rows(io.read_json(full_run_dir / "leaderboard.json"), "macro_f1") if r[0] == "ens")
+    row = next(r for r in table_rows(files.read_json(full_run_dir / "leaderboard.json"), "macro_f1") if r[0] == "ens")
     column = {name: i for i, name in enumerate(COLUMNS)}
     assert row[column["vs ONNX"]] == "80.0x" and row[column["vs int8"]] == "53.3x" and row[column["ECE"]] == "0.050"
     page = (full_run_dir / "report.html").read_text()

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 
 from bertdistill.cli import main
-from bertdistill.evaluate import sigmoid, softmax
+from bertdistill.evaluation.metrics import sigmoid, softmax
 from bertdistill.serve import Catalog, create_app
 from bertdistill.serve.schemas import MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS
 

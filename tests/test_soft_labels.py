@@ -8,17 +8,26 @@ import zlib
 import numpy as np
 import pytest
 
-from bertdistill import io
+from bertdistill.core import files
 from bertdistill.errors import BertdistillError
-from bertdistill.soft_labels import (cache_path, legacy_path, load_cached, open_labeler, read_cached,
-                                     teacher_fingerprint, teacher_key, teacher_logits, texts_fingerprint)
+from bertdistill.labels.soft_labels import (
+    cache_path,
+    legacy_path,
+    load_cached,
+    open_labeler,
+    read_cached,
+    teacher_fingerprint,
+    teacher_key,
+    teacher_logits,
+    texts_fingerprint,
+)
 
 TEXTS = ["first text", "second, longer text", "third"]
 MANY = [f"text number {i} " + "word " * (i % 7) for i in range(10)]  # 4 chunks of 3 rows (the last has 1)
 
 
 class FakeTeacher:
-    """Stands in for bertdistill.teacher.Teacher: a folder with weights, and logits that count the calls."""
+    """Stands in for bertdistill.teacher.model.Teacher: a folder with weights, and logits that count the calls."""
 
     def __init__(self, folder, k: int = 3, seed: int = 0):
         self.folder = folder
@@ -148,7 +157,7 @@ def test_chunks_cover_the_rows_in_order_and_the_manifest_records_them(tmp_path, 
     logits = chunked(teacher, cache_dir)
     assert [texts for texts, _ in teacher.calls] == [MANY[0:3], MANY[3:6], MANY[6:9], MANY[9:10]]
     np.testing.assert_array_equal(logits, TextTeacher(teacher.folder).predict_logits(MANY))
-    manifest = io.read_json(chunk_folder(teacher, cache_dir) / "manifest.json")
+    manifest = files.read_json(chunk_folder(teacher, cache_dir) / "manifest.json")
     assert [(c["start"], c["stop"]) for c in manifest["chunks"].values()] == [(0, 3), (3, 6), (6, 9), (9, 10)]
     assert manifest["rows"] == 10 and manifest["classes"] == 3 and manifest["labeling"]["texts"] == 10
     assert all(len(c["sha256"]) == 64 for c in manifest["chunks"].values())
@@ -188,25 +197,25 @@ def _delete(path):
 
 
 def _wrong_rows(path):
-    io.write_npz(path, logits=np.zeros((2, 3), dtype=np.float32))
+    files.write_npz(path, logits=np.zeros((2, 3), dtype=np.float32))
 
 
 def _nan_with_a_matching_checksum(path):
     """A chunk whose bytes match a (forged) record but whose values are not finite."""
     import hashlib
 
-    io.write_npz(path, logits=np.full((3, 3), np.nan, dtype=np.float32))
+    files.write_npz(path, logits=np.full((3, 3), np.nan, dtype=np.float32))
     manifest_path = path.parent / "manifest.json"
-    manifest = io.read_json(manifest_path)
+    manifest = files.read_json(manifest_path)
     manifest["chunks"]["1"]["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
-    io.write_json(manifest_path, manifest)
+    files.write_json(manifest_path, manifest)
 
 
 def _forget_record(path):
     manifest_path = path.parent / "manifest.json"
-    manifest = io.read_json(manifest_path)
+    manifest = files.read_json(manifest_path)
     del manifest["chunks"]["1"]
-    io.write_json(manifest_path, manifest)
+    files.write_json(manifest_path, manifest)
 
 
 @pytest.mark.parametrize("damage", [_truncate, _garbage, _flip_bytes, _delete, _wrong_rows,
@@ -259,7 +268,7 @@ def test_a_cache_folder_copied_from_another_teacher_is_refused(tmp_path, cache_d
 @pytest.fixture()
 def legacy_file(teacher, cache_dir):
     path = legacy_path(cache_dir, teacher_fingerprint(teacher.folder), TEXTS)
-    io.write_npz(path, logits=np.arange(9, dtype=np.float32).reshape(3, 3))
+    files.write_npz(path, logits=np.arange(9, dtype=np.float32).reshape(3, 3))
     return path
 
 
@@ -275,15 +284,15 @@ def _empty(path):
 
 
 def _non_finite(path):
-    io.write_npz(path, logits=np.array([[0, 1, 2], [np.nan, 0, 0], [0, 0, 0]], dtype=np.float32))
+    files.write_npz(path, logits=np.array([[0, 1, 2], [np.nan, 0, 0], [0, 0, 0]], dtype=np.float32))
 
 
 def _wrong_key(path):
-    io.write_npz(path, something_else=np.zeros((3, 3), dtype=np.float32))
+    files.write_npz(path, something_else=np.zeros((3, 3), dtype=np.float32))
 
 
 def _pickled(path):
-    io.write_npz(path, logits=np.array([{"a": 1}] * 3, dtype=object))
+    files.write_npz(path, logits=np.array([{"a": 1}] * 3, dtype=object))
 
 
 @pytest.mark.parametrize("damage", [_truncate, _empty, _garbage, _flip_bytes, _wrong_rows, _non_finite, _wrong_key,
@@ -300,7 +309,7 @@ def test_a_damaged_legacy_cache_is_an_error_to_read_and_relabeled_by_the_label_s
 
 def test_read_cached_returns_the_stored_array(tmp_path):
     logits = np.arange(12, dtype=np.float32).reshape(4, 3)
-    io.write_npz(tmp_path / "x.npz", logits=logits)
+    files.write_npz(tmp_path / "x.npz", logits=logits)
     np.testing.assert_array_equal(read_cached(tmp_path / "x.npz", 4), logits)
 
 
@@ -311,12 +320,12 @@ def make_tiny_teacher(tiny_bert_dir, folder):
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from bertdistill.teacher import MODEL_FORMAT
+    from bertdistill.teacher.model import MODEL_FORMAT
 
     torch.manual_seed(0)
     AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3).save_pretrained(folder)
     AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(folder)
-    io.write_json(folder / "bertdistill.json", {"format": MODEL_FORMAT, "version": io.FORMAT_VERSION,
+    files.write_json(folder / "bertdistill.json", {"format": MODEL_FORMAT, "version": files.FORMAT_VERSION,
                                                 "task": "multiclass", "label_names": ["a", "b", "c"],
                                                 "max_length": 32, "backbone": str(tiny_bert_dir)})
     return folder

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bertdistill.stats import mean_std, paired_bootstrap, verdict
+from bertdistill.evaluation.stats import mean_std, paired_bootstrap, verdict
 
 
 def accuracy(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -8,14 +8,23 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    get_linear_schedule_with_warmup,
+)
 
-from bertdistill import teacher as teacher_module
-from bertdistill.checkpoint import load_optimizer, save_optimizer
 from bertdistill.config import TeacherConfig
+from bertdistill.core.checkpoint import load_optimizer, save_optimizer
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluate import Scorer
-from bertdistill.teacher import Teacher, fine_tune, length_grouped_batches, pad_batch
+from bertdistill.evaluation.metrics import Scorer
+from bertdistill.teacher import model as teacher_module
+from bertdistill.teacher.model import (
+    Teacher,
+    fine_tune,
+    length_grouped_batches,
+    pad_batch,
+)
 
 
 class ScriptedScorer:
@@ -371,7 +380,7 @@ def test_class_weights_counter_imbalance():
 
 
 def test_head_tail_truncation_keeps_both_ends_and_the_special_tokens(tiny_bert_dir):
-    from bertdistill.batching import encode
+    from bertdistill.core.batching import encode
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     text = " ".join(["hello"] * 20 + ["world"] * 20)

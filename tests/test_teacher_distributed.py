@@ -8,10 +8,10 @@ import sys
 
 import numpy as np
 from safetensors.numpy import load_file
-
-from bertdistill import io
-from bertdistill.cli import main
 from test_label_distributed import _free_port
+
+from bertdistill.cli import main
+from bertdistill.core import files
 
 
 def _dropout_free_bert(tiny_bert_dir, folder):
@@ -40,7 +40,7 @@ def test_two_processes_fine_tune_like_one(tiny_bert_dir, tmp_path):
     assert main(["teacher", str(config), "--out", str(tmp_path / "single")]) == 0
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(_free_port()), "-m", "bertdistill.teacher_distributed", str(config),
+               "--main_process_port", str(_free_port()), "-m", "bertdistill.teacher.distributed", str(config),
                "--out", str(tmp_path / "ddp")]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "ACCELERATE_USE_CPU": "true", "CUDA_VISIBLE_DEVICES": "",
            "HF_HOME": str(tmp_path / "hf")}
@@ -55,6 +55,6 @@ def test_two_processes_fine_tune_like_one(tiny_bert_dir, tmp_path):
         key = name.removeprefix("bert.")
         moved += key in start and not np.allclose(weights, start[key])
     assert moved > 10  # fine-tuning changed the encoder, identically in both runs
-    states = [io.read_json(tmp_path / run / "teacher" / "model" / "state.json") for run in ("single", "ddp")]
+    states = [files.read_json(tmp_path / run / "teacher" / "model" / "state.json") for run in ("single", "ddp")]
     assert states[0]["best_epoch"] == states[1]["best_epoch"]
     assert sorted(p.name for p in (tmp_path / "ddp" / "teacher" / "checkpoints").iterdir()) == ["epoch-1", "epoch-2"]

@@ -9,14 +9,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import AutoModelForSequenceClassification, BertConfig, BertForSequenceClassification
+from test_families import run_config, write_dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
-from bertdistill import pipeline, pretrained
+from bertdistill import pipeline
 from bertdistill.cli import main
 from bertdistill.config import config_from_dict
 from bertdistill.errors import BertdistillError
-from bertdistill.teacher import Teacher
-from test_families import run_config, write_dataset
+from bertdistill.teacher import pretrained
+from bertdistill.teacher.model import Teacher
 
 
 def split_zip(tmp_path: Path, payload: bytes, parts: int = 3) -> tuple[pretrained.SplitZip, list[Path]]:

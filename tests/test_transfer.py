@@ -9,9 +9,21 @@ import numpy as np
 import pytest
 
 from bertdistill import transfer
-from bertdistill.config import CorpusConfig, DataConfig, TransferConfig, config_from_dict
+from bertdistill.config import (
+    CorpusConfig,
+    DataConfig,
+    TransferConfig,
+    config_from_dict,
+)
 from bertdistill.errors import BertdistillError
-from bertdistill.transfer import AugmentParams, augment, augment_words, build_transfer_set, read_corpus, split_word
+from bertdistill.transfer import (
+    AugmentParams,
+    augment,
+    augment_words,
+    build_transfer_set,
+    read_corpus,
+    split_word,
+)
 
 TEXTS = ["The coach watched the match at the stadium today", "I really love spicy pizza and pasta!",
          "My new laptop has a terrible battery", "We saw the team win again yesterday", "short one"]
@@ -223,9 +235,10 @@ def test_masking_needs_a_mask_token():
 
 def test_label_and_students_train_distilled_students_on_the_transfer_set(tiny_bert_dir, multiclass_dataset, tmp_path,
                                                                          monkeypatch):
+    from test_soft_labels import make_tiny_teacher
+
     from bertdistill import pipeline
     from bertdistill.students import linear
-    from test_soft_labels import make_tiny_teacher
 
     teacher = make_tiny_teacher(tiny_bert_dir, tmp_path / "tiny-teacher")
     rows = [(t, ["sports", "food", "tech"][y]) for split in ("train", "val", "test")
@@ -234,7 +247,8 @@ def test_label_and_students_train_distilled_students_on_the_transfer_set(tiny_be
     (tmp_path / "unlabelled.txt").write_text("", encoding="utf-8")
     config = config_from_dict({
         "data": {"format": "csv", "path": str(tmp_path / "data.csv"), "label_names": None},
-        "teacher": {"reuse": str(teacher), "label_backend": "onnx-int8"},
+        "teacher": {"reuse": str(teacher), "label_backend": "onnx-int8",
+                    "label_map": {"food": "LABEL_0", "sports": "LABEL_1", "tech": "LABEL_2"}},
         "students": {"include": ["tfidf-lr", "tfidf-soft-lr"], "trials": 1, "tfidf": {"min_df": 1}},
         "transfer": {"augment": True, "p_pos": 0, "samples_per_text": 2,
                      "corpora": [{"path": str(tmp_path / "unlabelled.txt")}]}})

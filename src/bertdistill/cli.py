@@ -9,9 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import io, pipeline
-from .config import apply_overrides, builtin_configs, config_from_dict, load_config
-from .errors import BertdistillError
+from bertdistill import pipeline
+from bertdistill.config import apply_overrides, builtin_configs, config_from_dict, load_config
+from bertdistill.core import files
+from bertdistill.errors import BertdistillError
 
 STAGES = ("teacher", "label", "students", "ensembles", "evaluate", "report")
 
@@ -42,7 +43,7 @@ def resolve(args: argparse.Namespace):
     if args.config:
         config = load_config(args.config, overrides)
     elif args.out and (args.out / "config.json").exists():
-        raw = io.read_json(args.out / "config.json")
+        raw = files.read_json(args.out / "config.json")
         apply_overrides(raw, overrides)
         config = config_from_dict(raw, str(args.out / "config.json"))
     else:
@@ -51,8 +52,8 @@ def resolve(args: argparse.Namespace):
 
 
 def execute(command: str, run: pipeline.Run) -> None:
-    from .leaderboard import evaluate_run
-    from .report import write_report
+    from bertdistill.evaluation.leaderboard import evaluate_run
+    from bertdistill.report.markdown import write_report
 
     stages = STAGES if command == "run" else (command,)
     if "teacher" in stages or "label" in stages or "students" in stages:
@@ -82,7 +83,7 @@ def ensemble_line(header: dict) -> str:
 
 
 def print_leaderboard(entries: list[dict], metric: str) -> None:
-    from .report import COLUMNS, table_rows
+    from bertdistill.report.markdown import COLUMNS, table_rows
 
     keep = [COLUMNS.index(c) for c in ("model", "role", "{metric}", "gain vs hard-label twin", "agreement",
                                        "p50 ms", "speed-up", "vs int8")]
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         if args.command == "serve":
-            from .serve import serve
+            from bertdistill.serve import serve
 
             serve(args.run_dir, args.host, args.port, args.access_log)
             return 0

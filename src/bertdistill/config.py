@@ -13,12 +13,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import BertdistillError
-from .losses import LossConfig
+from bertdistill.errors import BertdistillError
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LossConfig(_Section):
+    """Which loss a student trains with, how much weight the teacher gets, and the temperature schedule."""
+
+    kind: Literal["hard", "kl", "mse", "soft_bce"] = "kl"
+    # weight of the teacher term, 1 - alpha goes to the gold labels; kind 'hard' and teacher_annealing ignore it
+    alpha: float = Field(0.9, ge=0, le=1)
+    temperature: float = Field(2.0, gt=0)
+    anneal_temperature: bool = False  # T goes linearly from `temperature` to 1 over training
+    teacher_annealing: bool = False  # BAM targets lambda * gold + (1 - lambda) * teacher, instead of the alpha-mix
 
 
 class DataConfig(_Section):
@@ -72,6 +82,7 @@ class TeacherConfig(_Section):
     learning_rate: float = Field(5e-5, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)  # gradient clipping
     class_weights: Literal["none", "balanced", "sqrt-balanced"] = "none"  # loss weights (pos_weight) vs imbalance
     checkpoint_minutes: float = Field(15.0, gt=0)  # a mid-epoch checkpoint at least this often
     keep_checkpoints: Literal["best-and-latest", "all"] = "best-and-latest"  # epoch checkpoints kept on disk
@@ -101,6 +112,8 @@ class NeuralConfig(_Section):
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)  # of all steps, then linear decay
+    max_grad_norm: float = Field(5.0, gt=0)  # gradient clipping
     patience: int = Field(2, ge=1)  # epochs without a better val score before early stopping
     max_length: int = Field(128, ge=4)
     tokenizer: Literal["teacher", "word"] = "teacher"  # the teacher's subword tokenizer, or words from train
@@ -115,6 +128,8 @@ class NeuralConfig(_Section):
     # where the mini-transformer's layers, embeddings and tokenizer come from: "teacher" (its evenly spaced
     # layers), or a pretrained model (an alias such as "minilm", a folder, a hub name: its bottom layers)
     transformer_source: str = "teacher"
+    static_width: int = Field(256, ge=2)  # static students: PCA width of the distilled token table
+    static_source: str = "teacher"  # static students: the encoder whose outputs make the table
     transformer_learning_rate: float = Field(5e-5, gt=0)
     fasttext_learning_rate: float = Field(1e-2, gt=0)  # bag-of-embeddings models want a larger step
     loss: LossConfig | None = None  # distilled variants; None: KL (multiclass) or soft BCE (multilabel)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,14 +27,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import adoption, backbones, ensemble, io, onnx_export, soft_labels, transfer
-from .config import RunConfig
-from .data import Dataset, load_dataset
-from .errors import BertdistillError
-from .evaluate import Scorer, fidelity, probabilities
-from .losses import UNLABELLED
-from .students import TrainingData, load_student, student_class
-from .teacher import Teacher, fine_tune, load_tokenizer, resolve_backbone
+from bertdistill import transfer
+from bertdistill.config import RunConfig
+from bertdistill.core import files
+from bertdistill.core.processes import Shard
+from bertdistill.data import Dataset, load_dataset
+from bertdistill.ensembles import ensemble
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer, fidelity, probabilities
+from bertdistill.labels import soft_labels
+from bertdistill.names import TEACHER
+from bertdistill.students import TrainingData, load_student, student_class
+from bertdistill.students.losses import UNLABELLED
+from bertdistill.teacher import adoption, backbones, onnx_export
+from bertdistill.teacher.model import Teacher, fine_tune, load_tokenizer, resolve_backbone
 
 
 @dataclass
@@ -87,11 +92,14 @@ def prepare(config: RunConfig, out: Path) -> Run:
     for name in config.data.metric_classes or []:
         if name not in dataset.label_names:
             raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
-    teacher = teacher_source(run)
-    for name in config.students.include:  # e.g. a loss that does not fit the task, a source too shallow
-        student_class(name).check(config.students, dataset.task, teacher)
+    classes = [student_class(name) for name in config.students.include]  # an unknown name fails first
     ensemble.check_specs(config.ensembles, config.students.include)
     transfer.check(config.transfer, config.data)
+    teacher = teacher_source(run)
+    for student in classes:  # e.g. a loss that does not fit the task, a mini-transformer source too shallow
+        student.check(config.students, dataset.task, teacher)
+    if not config.teacher.reuse and not (run.teacher_dir / "bertdistill.json").exists():
+        load_tokenizer(config.teacher.backbone)
     return run
 
 
@@ -109,7 +117,6 @@ def teacher_source(run: Run) -> str:
         return source
     source = resolve_backbone(config.backbone)
     backbones.check(source, f"teacher.backbone = {config.backbone}")
-    load_tokenizer(config.backbone)
     return source
 
 
@@ -117,15 +124,15 @@ def start(run: Run) -> None:
     """Create the run directory and record the configuration; refuse to mix two teachers in one directory."""
     saved = run.out / "config.json"
     if saved.exists() and (run.teacher_dir / "bertdistill.json").exists():
-        before = io.read_json(saved)
+        before = files.read_json(saved)
         now = run.config.model_dump(mode="json")
         for section in ("data", "teacher"):
             defaults = _defaults(section)  # settings added since the run was made read as their default there
             if _without_labeling({**defaults, **(before.get(section) or {})}) != _without_labeling(now[section]):
                 raise BertdistillError(f"{run.out} holds a run with a different [{section}] config; "
                                        "choose another --out or delete that directory")
-    io.write_json(saved, run.config.model_dump(mode="json"))
-    io.write_json(run.out / "dataset.json", run.dataset.summary())
+    files.write_json(saved, run.config.model_dump(mode="json"))
+    files.write_json(run.out / "dataset.json", run.dataset.summary())
 
 
 # how to label or keep checkpoints, not which teacher: may change within a run
@@ -141,7 +148,7 @@ def _without_labeling(section: dict | None) -> dict | None:
     return None if section is None else {k: v for k, v in section.items() if k not in LABELING_KEYS}
 
 
-def train_teacher(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> Path:
+def train_teacher(run: Run, shard: Shard = Shard()) -> Path:
     """Fine-tune the teacher (`shard`: this process's place under `accelerate launch`), or adopt a given one."""
     if run.config.teacher.reuse:
         return adopt_teacher(run, run.config.teacher.reuse)
@@ -157,7 +164,7 @@ def adopt_teacher(run: Run, source: str) -> Path:
                           config.max_length, config.label_map)
 
 
-def label(run: Run, shard: soft_labels.Shard = soft_labels.Shard()) -> dict[str, np.ndarray]:
+def label(run: Run, shard: Shard = Shard()) -> dict[str, np.ndarray]:
     """Teacher logits for val / test (by the PyTorch teacher, the reference the students are evaluated against),
     then for the transfer set, by the backend `choose_labeler` settles on. `shard`: this process's share under
     `accelerate launch`."""
@@ -196,7 +203,7 @@ def choose_labeler(run: Run, teacher: Teacher, val_logits: np.ndarray):
                   f"{MIN_INT8_AGREEMENT:.0%}); the fp32 ONNX export labels the transfer set instead")
             record["backend"] = "onnx"
             labeler = soft_labels.open_labeler(run.teacher_dir, "onnx")
-    io.write_json(run.cache_dir / LABELER, record)
+    files.write_json(run.cache_dir / LABELER, record)
     return record["backend"], labeler
 
 
@@ -205,7 +212,7 @@ def labeling_backend(run: Run) -> str:
     requested = run.config.teacher.label_backend
     if requested == "torch" or not (run.cache_dir / LABELER).exists():
         return requested
-    record = io.read_json(run.cache_dir / LABELER)
+    record = files.read_json(run.cache_dir / LABELER)
     return record["backend"] if record.get("requested") == requested else requested
 
 
@@ -244,7 +251,7 @@ def train_students(run: Run) -> list[str]:
         texts.texts, _with_unlabelled(train.labels, len(texts.texts)), logits, run.dataset.task,
         run.dataset.label_names, run.teacher_dir)
     # students derived from another (`-int8`) come last, so that they can reuse the one the run trains
-    for name in sorted(run.config.students.include, key=lambda name: hasattr(student_class(name), "derived_from")):
+    for name in sorted(run.config.students.include, key=lambda name: student_class(name).derived_from is not None):
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
         data = gold if student.role == "baseline" else distilled
@@ -256,13 +263,12 @@ def train_students(run: Run) -> list[str]:
             print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
                   "training it again")
         seconds = _fit(run, name, student, data, key)
-        staging = folder.with_name(f".{name}.tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        student.save(staging)
-        io.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds, "rows": len(data.texts),
-                                               "torch_threads": torch.get_num_threads()})
-        shutil.rmtree(folder, ignore_errors=True)
-        staging.rename(folder)
+        def save(staging: Path) -> None:
+            student.save(staging)
+            files.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds,
+                                                      "rows": len(data.texts), "torch_threads": torch.get_num_threads()})
+
+        files.publish_dir(folder, save)
         print(f"student {name}: val {run.scorer.metric} = {student.val_score_:.4f} with {student.params_}")
     return list(run.config.students.include)
 
@@ -271,7 +277,7 @@ def _fit(run: Run, name: str, student, data: TrainingData, key: str) -> float:
     """Train `student` (or derive it from the same run's student it is made from, trained with the same key);
     returns the training seconds, a derived student's including those of its source."""
     val = run.dataset.val
-    source = run.student_dir(getattr(student, "derived_from", name))
+    source = run.student_dir(student.derived_from or name)
     started = time.perf_counter()
     if source != run.student_dir(name) and trained_with(source).get("key") == key:
         print(f"student {name}: made from {source}")
@@ -302,7 +308,7 @@ def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
 def trained_with(folder: Path) -> dict:
     """What a saved student records of its training (key, train_seconds, rows, torch_threads); {} if unknown."""
     try:
-        record = io.read_json(folder / TRAINED_WITH)
+        record = files.read_json(folder / TRAINED_WITH)
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}
@@ -326,7 +332,7 @@ def train_ensembles(run: Run) -> list[dict]:
 def load_models(run: Run) -> dict:
     """Every model of the run by name: the teacher, its ONNX Runtime exports once `evaluate` has written them,
     the students in config order, the ensembles."""
-    models = {"teacher": Teacher(run.teacher_dir, "cpu")}
+    models = {TEACHER: Teacher(run.teacher_dir, "cpu")}
     for name, folder in onnx_export.exported(run.out / "teacher").items():
         models[name] = onnx_export.OnnxTeacher(folder, run.config.eval.threads)
     models.update(load_students(run))

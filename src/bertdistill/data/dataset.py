@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from ..errors import BertdistillError
+from bertdistill.errors import BertdistillError
+from bertdistill.names import Task
 
-Task = Literal["multiclass", "multilabel"]
 SPLITS = ("train", "val", "test")
 
 

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 
-from ..errors import BertdistillError
-from .readers import RawSplit
+from bertdistill.data.readers import RawSplit
+from bertdistill.errors import BertdistillError
 
 
 def _is_missing(value) -> bool:

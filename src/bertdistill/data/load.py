@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import io
-from ..config import DataConfig
-from ..errors import BertdistillError
-from .dataset import Dataset, Split, stratified_split, subsample
-from .labels import check_trainable, encode_multiclass, encode_multilabel, multiclass_vocabulary
-from .readers import RawSplit, read_hf, read_table, read_tweeteval
+from bertdistill.config import DataConfig
+from bertdistill.core import files
+from bertdistill.data.dataset import Dataset, Split, stratified_split, subsample
+from bertdistill.data.labels import check_trainable, encode_multiclass, encode_multilabel, multiclass_vocabulary
+from bertdistill.data.readers import RawSplit, read_hf, read_table, read_tweeteval
+from bertdistill.errors import BertdistillError
+from bertdistill.names import Task
 
 DATA_DIR_ENV = "BERTDISTILL_DATA_DIR"
 CACHE_DIR = Path(os.environ.get("BERTDISTILL_CACHE", Path.home() / ".cache" / "bertdistill"))
@@ -57,7 +58,7 @@ def download(config: DataConfig, target: Path) -> Path:
         url = f"{config.download_url.rstrip('/')}/{name}"
         try:
             with urllib.request.urlopen(url, timeout=30) as response:
-                io.write_bytes(partial / name, response.read())
+                files.write_bytes(partial / name, response.read())
         except (urllib.error.URLError, OSError) as err:
             raise BertdistillError(f"dataset '{config.path}' is not on this machine and downloading {url} failed "
                                    f"({getattr(err, 'reason', err)}); put a copy under {DATA_DIR_ENV} "
@@ -93,7 +94,7 @@ def load_dataset(config: DataConfig) -> Dataset:
                    for split, raw in raws.items()}
     check_trainable(encoded["train"], names, raws["train"].source)
     splits = {split: Split(list(raws[split].texts), encoded[split]) for split in raws}
-    return _finish(config, "multilabel" if multilabel else "multiclass", names, splits)
+    return _finish(config, Task.MULTILABEL if multilabel else Task.MULTICLASS, names, splits)
 
 
 def _read_tables(path: Path, config: DataConfig, label_columns: list[str]) -> dict[str, RawSplit]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import BertdistillError
+from bertdistill.errors import BertdistillError
 
 
 @dataclass

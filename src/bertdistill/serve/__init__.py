@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .app import app_for_run, create_app
-from .catalog import Catalog
+from bertdistill.serve.app import app_for_run, create_app
+from bertdistill.serve.catalog import Catalog
 
 
 def serve(run_dir: Path, host: str = "127.0.0.1", port: int = 8000, access_log: bool = True) -> None:

@@ -10,10 +10,10 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-from .catalog import Catalog
-from .guards import RequestGuard, install_error_handlers
-from .routes import router
-from .schemas import MAX_BODY_BYTES, MODEL_NAME_MARK
+from bertdistill.serve.catalog import Catalog
+from bertdistill.serve.guards import RequestGuard, install_error_handlers
+from bertdistill.serve.routes import router
+from bertdistill.serve.schemas import MAX_BODY_BYTES, MODEL_NAME_MARK
 
 STATIC = Path(__file__).parent / "static"
 PAGE_HEADERS = {  # the page loads nothing from elsewhere and runs no inline script

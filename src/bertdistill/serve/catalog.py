@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from .. import io
-from ..config import config_from_dict
-from ..errors import BertdistillError
-from ..evaluate import Scorer, fidelity, probabilities
-from ..pipeline import Run, load_models
+from bertdistill.config import config_from_dict
+from bertdistill.core import files
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer, fidelity, probabilities
+from bertdistill.names import is_multilabel
+from bertdistill.pipeline import Run, load_models
 
 TEACHER = "teacher"
 QUICK_MS = 2.0  # a prediction expected to take less runs on the event loop: a thread-pool hop would cost as much
@@ -58,7 +59,7 @@ class ServedModel:
 
     def labels(self, probs: np.ndarray, task: str, label_names: list[str]) -> list[str]:
         """The predicted label(s) of one (k,) probability vector."""
-        if task == "multiclass":
+        if not is_multilabel(task):
             return [label_names[int(np.argmax(probs))]]
         cut = 0.5 if self.thresholds is None else self.thresholds
         return [name for name, on in zip(label_names, probs >= cut) if on]
@@ -86,8 +87,8 @@ class Catalog:
         for required in ("config.json", "dataset.json"):
             if not (run_dir / required).exists():
                 raise BertdistillError(f"{run_dir}: no {required}; give the directory of a bertdistill run")
-        run = Run(config_from_dict(io.read_json(run_dir / "config.json"), str(run_dir / "config.json")), run_dir)
-        summary = io.read_json(run_dir / "dataset.json")
+        run = Run(config_from_dict(files.read_json(run_dir / "config.json"), str(run_dir / "config.json")), run_dir)
+        summary = files.read_json(run_dir / "dataset.json")
         task, label_names = summary["task"], summary["label_names"]
         scorer = Scorer.for_dataset(SimpleNamespace(task=task, label_names=label_names), run.config.data.metric,
                                     run.config.data.metric_classes)
@@ -201,7 +202,7 @@ def _examples(run: Run, count: int) -> list[dict]:
     groups: dict[tuple, list[dict]] = {}
     for text, label in zip(test.texts, test.labels):
         if 20 <= len(text) <= 200:
-            gold = [names[int(label)]] if run.dataset.task == "multiclass" else \
+            gold = [names[int(label)]] if not is_multilabel(run.dataset.task) else \
                 [n for n, on in zip(names, label) if on]
             groups.setdefault(tuple(gold), []).append({"text": text, "gold": gold})
     queues = [groups[key] for key in sorted(groups)]
@@ -212,7 +213,7 @@ def _examples(run: Run, count: int) -> list[dict]:
 
 
 def _read_optional(path: Path) -> Any:
-    return io.read_json(path) if path.exists() else None
+    return files.read_json(path) if path.exists() else None
 
 
 def _finite(value: Any) -> Any:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from .catalog import Catalog, UnknownModel
-from .schemas import (
+from bertdistill.serve.catalog import Catalog, UnknownModel
+from bertdistill.serve.schemas import (
     ErrorResponse,
     Health,
     LeaderboardRow,

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from bertdistill.names import Task
+
 MAX_TEXT_CHARS = 5_000  # longer texts are refused (422); BERT truncates at its max_length tokens anyway
 MAX_BATCH = 64  # texts per request
 MAX_BODY_BYTES = 1 << 20  # the whole request body (413 beyond it)
@@ -102,7 +104,7 @@ class ModelResult(BaseModel):
 
 
 class PredictResponse(BaseModel):
-    task: Literal["multiclass", "multilabel"]
+    task: Task
     label_names: list[str]
     results: list[ModelResult]
 
@@ -142,7 +144,7 @@ class ModelInfo(BaseModel):
 
 
 class ModelsResponse(BaseModel):
-    task: Literal["multiclass", "multilabel"]
+    task: Task
     label_names: list[str]
     models: list[ModelInfo]
 
@@ -157,7 +159,7 @@ class RunInfo(BaseModel):
 
     name: str
     dataset: str
-    task: Literal["multiclass", "multilabel"]
+    task: Task
     label_names: list[str]
     metric: str
     examples: list[Example] = Field(description="a few texts of the test split (empty if the data is not here)")

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BertdistillError
-from .base import Student, TrainingData, read_header
-from .bilstm import BiLSTMStudent, DistilledBiLSTMStudent
-from .cnn import CNNStudent, DistilledCNNStudent
-from .fasttext import DistilledFastTextStudent, FastTextStudent
-from .linear import TfidfLogisticRegression, TfidfLogitRidge, TfidfSoftLogisticRegression
-from .minibert import DistilledMiniBertStudent, MiniBertStudent
-from .neural import NeuralStudent
-from .quantized import quantized
+from bertdistill.errors import BertdistillError
+from bertdistill.students.base import Student, TrainingData, read_header
+from bertdistill.students.bilstm import BiLSTMStudent, DistilledBiLSTMStudent
+from bertdistill.students.cnn import CNNStudent, DistilledCNNStudent
+from bertdistill.students.fasttext import DistilledFastTextStudent, FastTextStudent
+from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge, TfidfSoftLogisticRegression
+from bertdistill.students.minibert import DistilledMiniBertStudent, MiniBertStudent
+from bertdistill.students.neural import NeuralStudent
+from bertdistill.students.quantized import quantized
+from bertdistill.students.static import DistilledStaticStudent, StaticStudent
 
 REGISTRY: dict[str, type] = {
     TfidfLogisticRegression.kind: TfidfLogisticRegression,
@@ -25,10 +26,12 @@ REGISTRY: dict[str, type] = {
     DistilledBiLSTMStudent.kind: DistilledBiLSTMStudent,
     MiniBertStudent.kind: MiniBertStudent,
     DistilledMiniBertStudent.kind: DistilledMiniBertStudent,
+    StaticStudent.kind: StaticStudent,
+    DistilledStaticStudent.kind: DistilledStaticStudent,
 }
 # every neural family also as `<name>-int8`: its ONNX Runtime export with int8 weights (students/quantized.py)
 REGISTRY.update({family.kind + "-int8": quantized(family) for family in list(REGISTRY.values())
-                 if issubclass(family, NeuralStudent)})
+                 if issubclass(family, NeuralStudent) and family.quantizable})
 
 
 def student_class(kind: str) -> type:

@@ -12,10 +12,10 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from .. import io
-from ..errors import BertdistillError
-from ..config import StudentsConfig
-from ..evaluate import Scorer
+from bertdistill.config import StudentsConfig
+from bertdistill.core import files
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer
 
 STUDENT_FORMAT = "bertdistill-student"
 
@@ -40,6 +40,10 @@ class Student(Protocol):
     role: ClassVar[str]  # "baseline" (gold labels) or "distilled" (teacher's soft targets)
     twin: ClassVar[str | None]  # for a distilled student: its hard-label baseline on the same features
     config_fields: ClassVar[tuple[str, ...]]  # the [students] fields it reads: only these retrain it when they change
+    family: ClassVar[str]  # "tfidf" or "neural": which findings and budgets apply to it
+    derived_from: ClassVar[str | None]  # made from another trained student of the run (an int8 export), or None
+    val_score_: float  # after fit: the headline metric on val it was selected by
+    params_: dict  # after fit: the hyper-parameters it was selected with (for the leaderboard)
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -70,14 +74,23 @@ class Student(Protocol):
         ...
 
 
+@runtime_checkable
+class StackableStudent(Protocol):
+    """A linear student on shared sparse features (the TF-IDF ones): an ensemble of several with the same
+    `feature_key_` featurizes a text once and stacks their weights into one sparse model."""
+
+    feature_key_: str | None  # students with equal keys share their featurizer
+    sparse_: object  # students.sparse_linear.SparseLinear: featurizer + (k, d) weights
+
+
 def write_header(folder: Path, kind: str, task: str, label_names: list[str], **extra) -> None:
-    io.write_json(Path(folder) / "bertdistill.json", {
-        "format": STUDENT_FORMAT, "version": io.FORMAT_VERSION, "kind": kind, "task": task,
+    files.write_json(Path(folder) / "bertdistill.json", {
+        "format": STUDENT_FORMAT, "version": files.FORMAT_VERSION, "kind": kind, "task": task,
         "label_names": label_names, **extra})
 
 
 def read_header(folder: Path) -> dict:
-    return io.read_header(folder, STUDENT_FORMAT, "a bertdistill student")
+    return files.read_header(folder, STUDENT_FORMAT, "a bertdistill student")
 
 
 def require(data: TrainingData, field: str, kind: str) -> np.ndarray:

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..config import NeuralConfig
-from .neural import Embedder, NeuralStudent
+from bertdistill.config import NeuralConfig
+from bertdistill.students.neural import Embedder, NeuralStudent
 
 
 class BiLSTMModule(nn.Module):

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import NeuralConfig
-from .neural import Embedder, NeuralStudent
+from bertdistill.config import NeuralConfig
+from bertdistill.students.neural import Embedder, NeuralStudent
 
 
 class KimCNN(nn.Module):

@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import NeuralConfig
-from .neural import Embedder, NeuralStudent
+from bertdistill.config import NeuralConfig
+from bertdistill.students.neural import Embedder, NeuralStudent
 
 BIGRAM_PRIME = 1_000_003
 

@@ -23,11 +23,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, Ridge
 from tqdm.auto import tqdm
 
-from .. import io
-from ..config import StudentsConfig, TfidfConfig
-from ..evaluate import Scorer, probabilities
-from .base import TrainingData, read_header, require, write_header
-from .sparse_linear import SparseAnalyzer, SparseLinear
+from bertdistill.config import StudentsConfig, TfidfConfig
+from bertdistill.core import files
+from bertdistill.evaluation.metrics import Scorer, probabilities
+from bertdistill.names import is_multilabel
+from bertdistill.students.base import TrainingData, read_header, require, write_header
+from bertdistill.students.sparse_linear import SparseAnalyzer, SparseLinear
 
 
 class TfidfFeatures:
@@ -79,14 +80,14 @@ class TfidfFeatures:
         return key, _analyzers[key]
 
     def save(self, folder: Path) -> None:
-        io.write_json(folder / "tfidf.json", self.specs())
-        io.write_npz(folder / "tfidf_idf.npz", **{f"idf_{i}": v.idf_ for i, v in enumerate(self.vectorizers)})
+        files.write_json(folder / "tfidf.json", self.specs())
+        files.write_npz(folder / "tfidf_idf.npz", **{f"idf_{i}": v.idf_ for i, v in enumerate(self.vectorizers)})
 
     @classmethod
     def load(cls, folder: Path) -> "TfidfFeatures":
-        idfs = io.read_npz(folder / "tfidf_idf.npz")
+        idfs = files.read_npz(folder / "tfidf_idf.npz")
         vectorizers = []
-        for i, spec in enumerate(io.read_json(folder / "tfidf.json")):
+        for i, spec in enumerate(files.read_json(folder / "tfidf.json")):
             params = {**spec["params"], "ngram_range": tuple(spec["params"]["ngram_range"])}
             vectorizer = TfidfVectorizer(**params, vocabulary=spec["vocabulary"], dtype=np.float32)
             vectorizer.idf_ = idfs[f"idf_{i}"]
@@ -116,6 +117,8 @@ class TfidfLinear:
     role: ClassVar[str]
     twin: ClassVar[str | None] = None
     config_fields: ClassVar[tuple[str, ...]] = ("trials", "seed", "tfidf")
+    family: ClassVar[str] = "tfidf"
+    derived_from: ClassVar[str | None] = None
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()
@@ -170,7 +173,7 @@ class TfidfLinear:
     def save(self, folder: Path) -> None:
         folder = Path(folder)
         self.features_.save(folder)
-        io.write_npz(folder / "linear.npz", coef=self.coef_, intercept=self.intercept_)
+        files.write_npz(folder / "linear.npz", coef=self.coef_, intercept=self.intercept_)
         write_header(folder, self.kind, self.task_, self.label_names_, params=self.params_,
                      val_score=self.val_score_, search=self.search_)
 
@@ -179,7 +182,7 @@ class TfidfLinear:
         header = read_header(folder)
         student = cls()
         student.features_ = TfidfFeatures.load(Path(folder))
-        arrays = io.read_npz(Path(folder) / "linear.npz")
+        arrays = files.read_npz(Path(folder) / "linear.npz")
         student.coef_, student.intercept_ = arrays["coef"], arrays["intercept"]
         student.task_, student.label_names_ = header["task"], header["label_names"]
         student.params_, student.val_score_, student.search_ = header["params"], header["val_score"], header["search"]
@@ -216,7 +219,7 @@ class TfidfLogisticRegression(TfidfLinear):
     def fit_weights(self, x, data: TrainingData, params: dict):
         labels = require(data, "labels", self.kind)
         seed = self.config.seed
-        if data.task == "multiclass":
+        if not is_multilabel(data.task):
             return _logreg(x, labels, None, params["C"], seed)
         return _per_label(x, data, lambda x, j: _logreg(x, labels[:, j], None, params["C"], seed))
 
@@ -242,12 +245,12 @@ class TfidfSoftLogisticRegression(TfidfLinear):
         soft = probabilities(require(data, "teacher_logits", self.kind), data.task, params["temperature"])
         if params["alpha"] < 1:  # (n, k) mixed targets: alpha * teacher + (1 - alpha) * gold where there is gold
             gold = require(data, "labels", self.kind)
-            labelled = gold >= 0 if data.task == "multiclass" else (gold >= 0).all(axis=1)
-            gold = np.eye(soft.shape[1])[np.maximum(gold, 0)] if data.task == "multiclass" else gold.astype(soft.dtype)
+            labelled = gold >= 0 if not is_multilabel(data.task) else (gold >= 0).all(axis=1)
+            gold = np.eye(soft.shape[1])[np.maximum(gold, 0)] if not is_multilabel(data.task) else gold.astype(soft.dtype)
             mixed = params["alpha"] * soft + (1 - params["alpha"]) * gold
             soft = np.where(labelled[:, None], mixed, soft)
         seed = self.config.seed
-        if data.task == "multiclass":
+        if not is_multilabel(data.task):
             return _logreg(*expand_soft_targets(x, soft), params["C"], seed)
         return _per_label(x, data, lambda x, j: _logreg(
             *expand_soft_targets(x, np.stack([1 - soft[:, j], soft[:, j]], axis=1)), params["C"], seed))
@@ -269,7 +272,7 @@ class TfidfLogitRidge(TfidfLinear):
 
     def fit_weights(self, x, data: TrainingData, params: dict):
         logits = require(data, "teacher_logits", self.kind)
-        if data.task == "multiclass":  # softmax ignores a per-row shift: regress on centred logits
+        if not is_multilabel(data.task):  # softmax ignores a per-row shift: regress on centred logits
             logits = logits - logits.mean(axis=1, keepdims=True)
         model = Ridge(alpha=params["alpha"], random_state=self.config.seed).fit(x, logits)
         return model.coef_.astype(np.float32), model.intercept_.astype(np.float32)

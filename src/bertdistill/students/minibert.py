@@ -13,11 +13,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import backbones, pretrained
-from ..config import NeuralConfig, StudentsConfig
-from ..errors import BertdistillError
-from .neural import NeuralStudent
-from .tokens import PAD
+from bertdistill.config import NeuralConfig, StudentsConfig
+from bertdistill.errors import BertdistillError
+from bertdistill.students.neural import NeuralStudent
+from bertdistill.students.tokens import PAD
+from bertdistill.teacher import backbones, pretrained
 
 
 class MiniTransformerModule(nn.Module):
@@ -72,7 +72,7 @@ class MiniBertStudent(NeuralStudent):
     def embedding_table(self, module: nn.Module) -> nn.Embedding:
         return module.model.get_input_embeddings()
 
-    def initialise(self, module: nn.Module, source: Path, kept: np.ndarray) -> None:
+    def initialise(self, module: nn.Module, source: Path, kept: np.ndarray, train_ids: list[np.ndarray]) -> None:
         """Copy embeddings (kept rows) and the chosen layers; a head the source lacks stays as initialised."""
         backbones.copy_layers(module.model, source, self.arch_["source_layers"], kept)
 

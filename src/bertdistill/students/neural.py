@@ -19,19 +19,20 @@ import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import get_linear_schedule_with_warmup
 
-from .. import backbones, io
-from ..batching import length_grouped_batches, pad_batch
-from ..checkpoint import load_optimizer, save_optimizer
-from ..config import NeuralConfig, StudentsConfig
-from ..errors import BertdistillError
-from ..evaluate import Scorer, probabilities
-from ..losses import DistillationLoss, LossConfig
-from ..onnx_export import OPSET
-from ..teacher import choose_device, uses_bf16
-from .base import TrainingData, read_header, require, write_header
-from .tokens import PAD, SubwordEncoder, WordEncoder, load_encoder
+from bertdistill.config import NeuralConfig, StudentsConfig
+from bertdistill.core import files
+from bertdistill.core.batching import length_grouped_batches, pad_batch, predict_in_length_order
+from bertdistill.core.training import Optimization, uses_bf16
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer, probabilities
+from bertdistill.names import is_multilabel
+from bertdistill.students.base import TrainingData, read_header, require, write_header
+from bertdistill.students.losses import DistillationLoss, LossConfig
+from bertdistill.students.tokens import PAD, SubwordEncoder, WordEncoder, load_encoder
+from bertdistill.teacher import backbones
+from bertdistill.teacher.model import choose_device
+from bertdistill.teacher.onnx_export import OPSET
 
 
 class Embedder(nn.Module):
@@ -55,7 +56,11 @@ class NeuralStudent:
     role: ClassVar[str] = "baseline"
     twin: ClassVar[str | None] = None
     config_fields: ClassVar[tuple[str, ...]] = ("seed", "neural")
+    family: ClassVar[str] = "neural"
+    derived_from: ClassVar[str | None] = None
+    quantizable: ClassVar[bool] = True  # whether `NAME-int8` (its ONNX export with int8 weights) is registered
     session_ = None  # ONNX Runtime session for single texts, built on first use
+    numpy_ = None  # families that predict in numpy: their arrays, built on first use
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()
@@ -69,8 +74,9 @@ class NeuralStudent:
         """The module, `forward(input_ids, attention_mask) -> (n, k) logits`."""
         raise NotImplementedError
 
-    def initialise(self, module: nn.Module, source: Path, kept: np.ndarray) -> None:
-        """Copy the source model's input embeddings of the kept token ids into the student's table."""
+    def initialise(self, module: nn.Module, source: Path, kept: np.ndarray, train_ids: list[np.ndarray]) -> None:
+        """Copy the source model's input embeddings of the kept token ids into the student's table (`train_ids`:
+        the encoded training texts, for families that derive more from them)."""
         table = backbones.input_embeddings(source)
         with torch.no_grad():
             self.embedding_table(module).weight.copy_(table[torch.as_tensor(kept)])
@@ -96,9 +102,9 @@ class NeuralStudent:
         if cls.role == "baseline":
             return LossConfig(kind="hard")
         # Hinton's weighted mix of soft (T = 2) and gold targets, the gold part on labelled rows only; pure
-        # distillation is `alpha = 1`. No loss stands out on train texts alone (BENCHMARKS.md, emotion ablation):
-        # the gain comes from a larger transfer set
-        return config.loss or LossConfig(kind="kl" if task == "multiclass" else "soft_bce", alpha=0.5)
+        # distillation is `alpha = 1`. No loss stands out on train texts alone (the emotion ablation in
+        # benchmarks/results/archive-minilm-teacher-2026-11.md): the gain comes from a larger transfer set
+        return config.loss or LossConfig(kind="kl" if not is_multilabel(task) else "soft_bce", alpha=0.5)
 
     def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
             checkpoint_dir: Path | None = None):
@@ -120,14 +126,14 @@ class NeuralStudent:
             table_dim = backbones.input_embeddings(source).shape[1]
         self.arch_ = self.architecture(table_dim, config, source)
         self.module_ = self.build(self.arch_, self.encoder_.vocab_size, len(self.label_names_))
-        self.session_ = None
+        self.session_ = self.numpy_ = None
+        train_ids = self.encoder_.encode(data.texts)
         if config.tokenizer == "teacher":
-            self.initialise(self.module_, source, self.encoder_.kept)
+            self.initialise(self.module_, source, self.encoder_.kept, train_ids)
         if config.freeze_embeddings:
             self.embedding_table(self.module_).weight.requires_grad_(False)
         loop = TrainingLoop(self, loss, scorer, checkpoint_dir)
-        self.history_, self.val_score_ = loop.run(data, self.encoder_.encode(data.texts),
-                                                  self.encoder_.encode(val_texts), val_labels)
+        self.history_, self.val_score_ = loop.run(data, train_ids, self.encoder_.encode(val_texts), val_labels)
         self.params_ = {"loss": loss.config.model_dump(), "learning_rate": self.learning_rate(),
                         "epochs_trained": len(self.history_), "seed": self.config.seed, **self.arch_}
         return self
@@ -211,16 +217,8 @@ def predict_ids(module: nn.Module, encoded: list[np.ndarray], device: torch.devi
     if len(encoded) == 1:
         ids = torch.as_tensor(encoded[0], device=device).unsqueeze(0)
         return module(ids, torch.ones_like(ids)).float().cpu().numpy()
-    order = np.argsort([len(ids) for ids in encoded], kind="stable")
-    logits = None
-    for start in range(0, len(encoded), batch_size):
-        rows = order[start:start + batch_size]
-        batch = pad_batch([encoded[i] for i in rows], PAD, device)
-        out = module(**batch).float().cpu().numpy()
-        if logits is None:
-            logits = np.empty((len(encoded), out.shape[1]), dtype=np.float32)
-        logits[rows] = out
-    return logits
+    return predict_in_length_order(encoded, batch_size,
+                                   lambda sequences: module(**pad_batch(sequences, PAD, device)).float().cpu().numpy())
 
 
 class TrainingLoop:
@@ -230,18 +228,16 @@ class TrainingLoop:
         self.student, self.loss, self.scorer, self.folder = student, loss, scorer, folder
         self.config = student.config.neural
         self.device = choose_device(self.config.device)
-        self.bf16 = uses_bf16(self.config.precision, self.device)
 
     def run(self, data: TrainingData, train_ids: list[np.ndarray], val_ids: list[np.ndarray],
             val_labels: np.ndarray) -> tuple[list[dict], float]:
         module = self.student.module_.to(self.device)
-        trainable = [p for p in module.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(trainable, lr=self.student.learning_rate(),
-                                      weight_decay=self.config.weight_decay, fused=True)  # ~10x faster on CPU
         steps_per_epoch = -(-len(train_ids) // self.config.batch_size)
         total = steps_per_epoch * self.config.epochs
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(0.05 * total), total)
-        state = self._resume(module, optimizer, scheduler)
+        optimization = Optimization(module.parameters(), self.student.learning_rate(), self.config.weight_decay,
+                                    self.config.warmup_ratio, total, self.config.max_grad_norm, self.device,
+                                    uses_bf16(self.config.precision, self.device))
+        state = self._resume(module, optimization)
         labels = None if data.labels is None else torch.as_tensor(data.labels)
         teacher = None if data.teacher_logits is None else torch.as_tensor(data.teacher_logits, dtype=torch.float32)
         lengths = np.array([len(ids) for ids in train_ids])
@@ -256,18 +252,14 @@ class TrainingLoop:
                                              leave=False)):
                 progress = ((epoch - 1) * steps_per_epoch + step) / total
                 batch = pad_batch([train_ids[i] for i in rows], PAD, self.device)
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                with optimization.autocast():
                     logits = module(**batch).float()
                 loss = self.loss(logits, _rows(teacher, rows, self.device), _rows(labels, rows, self.device),
                                  progress)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(trainable, 5.0)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
+                optimization.step(loss)
                 losses.append(loss.item())
             self._end_epoch(state, epoch, float(np.mean(losses)), module, val_ids, val_labels)
-            self._checkpoint(state, module, optimizer, scheduler)
+            self._checkpoint(state, module, optimization)
         module.load_state_dict(state["best"])
         module.cpu().eval()
         if self.folder is not None:
@@ -295,31 +287,30 @@ class TrainingLoop:
         return {"kind": self.student.kind, "arch": self.student.arch_,
                 "config": self.config.model_dump(mode="json"), "seed": self.student.config.seed}
 
-    def _checkpoint(self, state: dict, module, optimizer, scheduler) -> None:
+    def _checkpoint(self, state: dict, module, optimization: Optimization) -> None:
         if self.folder is None:
             return
-        staging = self.folder.with_name(self.folder.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        save_model(module, str(staging / "last.safetensors"))
-        save_file(state["best"], str(staging / "best.safetensors"))
-        save_optimizer(optimizer, scheduler, staging)
-        io.write_json(staging / "progress.json", {
-            "signature": self._signature(), **{k: v for k, v in state.items() if k != "best"}})
-        shutil.rmtree(self.folder, ignore_errors=True)
-        staging.rename(self.folder)
 
-    def _resume(self, module, optimizer, scheduler) -> dict:
+        def build(staging: Path) -> None:
+            save_model(module, str(staging / "last.safetensors"))
+            save_file(state["best"], str(staging / "best.safetensors"))
+            optimization.save(staging)
+            files.write_json(staging / "progress.json", {
+                "signature": self._signature(), **{k: v for k, v in state.items() if k != "best"}})
+
+        files.publish_dir(self.folder, build)
+
+    def _resume(self, module, optimization: Optimization) -> dict:
         fresh = {"epoch": 0, "best_score": -np.inf, "best_epoch": 0, "bad_epochs": 0, "stopped": False,
                  "history": [], "best": {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}}
         if self.folder is None or not (self.folder / "progress.json").exists():
             return fresh
-        progress = io.read_json(self.folder / "progress.json")
+        progress = files.read_json(self.folder / "progress.json")
         if progress["signature"] != self._signature():
             raise BertdistillError(f"{self.folder}: checkpoint is from another architecture or configuration "
                                    f"({progress['signature']['kind']}); delete it to start over")
         load_model(module, str(self.folder / "last.safetensors"), device=str(self.device))
-        load_optimizer(optimizer, scheduler, self.folder)
+        optimization.load(self.folder)
         progress.pop("signature")
         print(f"{self.student.kind}: resuming after epoch {progress['epoch']}")
         return {**progress, "best": load_file(str(self.folder / "best.safetensors"))}

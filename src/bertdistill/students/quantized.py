@@ -18,12 +18,12 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..config import StudentsConfig
-from ..evaluate import Scorer, fidelity, probabilities
-from ..onnx_export import quantize_int8
-from .base import TrainingData, read_header, write_header
-from .neural import NeuralStudent, export_onnx, onnx_session
-from .tokens import load_encoder
+from bertdistill.config import StudentsConfig
+from bertdistill.evaluation.metrics import Scorer, fidelity, probabilities
+from bertdistill.students.base import TrainingData, read_header, write_header
+from bertdistill.students.neural import NeuralStudent, export_onnx, onnx_session
+from bertdistill.students.tokens import load_encoder
+from bertdistill.teacher.onnx_export import quantize_int8
 
 MODEL_FILE = "model.onnx"
 VAL_AGREEMENT = 0.99  # top-1 agreement with the fp32 student on val that an all-int8 graph must keep
@@ -38,6 +38,7 @@ class QuantizedStudent:
     twin: ClassVar[str | None] = None
     config_fields: ClassVar[tuple[str, ...]]
     derived_from: ClassVar[str]
+    family: ClassVar[str] = "neural"
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()

@@ -21,7 +21,7 @@ from itertools import repeat
 import numpy as np
 import scipy.sparse as sp
 
-from ..errors import BertdistillError
+from bertdistill.errors import BertdistillError
 
 _WHITE_SPACES = re.compile(r"\s\s+")  # the same normalisation scikit-learn applies before char n-grams
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from transformers import AutoTokenizer
 
-from .. import io
+from bertdistill.core import files
 
 PAD, UNK = 0, 1  # compact ids shared by both encoders
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
@@ -28,6 +28,7 @@ class SubwordEncoder:
         self.tokenizer, self.kept, self.max_length = tokenizer, kept, max_length
         self.id_map = np.full(len(tokenizer), UNK, dtype=np.int64)
         self.id_map[kept] = np.arange(len(kept))
+        self.fast_ = None  # the Rust tokenizer alone, for encode_each
 
     @classmethod
     def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "SubwordEncoder":
@@ -45,15 +46,28 @@ class SubwordEncoder:
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         return [self.id_map[np.asarray(ids, dtype=np.int64)] for ids in encoded]
 
+    def encode_each(self, texts: list[str]) -> list[np.ndarray]:
+        """`encode` through the Rust tokenizer directly, without the Python wrapper's per-call overhead (the
+        same ids: special tokens added, truncated to max_length)."""
+        if self.fast_ is None:
+            from tokenizers import Tokenizer
+
+            self.fast_ = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+            self.fast_.enable_truncation(self.max_length)
+            self.fast_.no_padding()
+        if len(texts) == 1:
+            return [self.id_map[self.fast_.encode(texts[0]).ids]]
+        return [self.id_map[e.ids] for e in self.fast_.encode_batch(texts)]
+
     def save(self, folder: Path) -> None:
         self.tokenizer.save_pretrained(folder / "tokenizer")
-        io.write_npz(folder / "vocabulary.npz", kept=self.kept)
-        io.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length})
+        files.write_npz(folder / "vocabulary.npz", kept=self.kept)
+        files.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length})
 
     @classmethod
     def load(cls, folder: Path, meta: dict) -> "SubwordEncoder":
         tokenizer = AutoTokenizer.from_pretrained(folder / "tokenizer")
-        return cls(tokenizer, io.read_npz(folder / "vocabulary.npz")["kept"], meta["max_length"])
+        return cls(tokenizer, files.read_npz(folder / "vocabulary.npz")["kept"], meta["max_length"])
 
 
 class WordEncoder:
@@ -82,7 +96,7 @@ class WordEncoder:
         return encoded
 
     def save(self, folder: Path) -> None:
-        io.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length,
+        files.write_json(folder / "encoder.json", {"kind": self.kind, "max_length": self.max_length,
                                                 "words": self.words})
 
     @classmethod
@@ -91,7 +105,7 @@ class WordEncoder:
 
 
 def load_encoder(folder: Path):
-    meta = io.read_json(Path(folder) / "encoder.json")
+    meta = files.read_json(Path(folder) / "encoder.json")
     # "wordpiece": the name of SubwordEncoder in students saved before 0.2
     encoders = {"subword": SubwordEncoder, "wordpiece": SubwordEncoder, "word": WordEncoder}
     return encoders[meta["kind"]].load(Path(folder), meta)

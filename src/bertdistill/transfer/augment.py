@@ -16,7 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .pos import Tagger
+from bertdistill.transfer.pos import Tagger
 
 MAX_NGRAM = 5
 # A word with a replaceable core: optional opening punctuation, letters (and inner hyphens), closing punctuation.

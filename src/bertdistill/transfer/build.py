@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import io
-from ..config import DataConfig, TransferConfig
-from ..errors import BertdistillError
-from ..soft_labels import texts_fingerprint
-from .augment import AugmentParams, augment
-from .corpora import locate_corpus, read_corpus
-from .pos import load_tagger, tagger_id
+from bertdistill.config import DataConfig, TransferConfig
+from bertdistill.core import files
+from bertdistill.errors import BertdistillError
+from bertdistill.labels.soft_labels import texts_fingerprint
+from bertdistill.transfer.augment import AugmentParams, augment
+from bertdistill.transfer.corpora import locate_corpus, read_corpus
+from bertdistill.transfer.pos import load_tagger, tagger_id
 
 TRANSFER_FORMAT = "bertdistill-transfer-set"
 TANG_P_POS = 0.1  # p_pos when the config leaves it unset and a tagger is installed
@@ -96,7 +96,7 @@ def build_transfer_set(train_texts: list[str], config: TransferConfig, data: Dat
     result = TransferSet(list(train_texts) + extra, len(train_texts), counts)
     print(f"transfer set: {len(train_texts)} train + {len(extra)} more texts ({_describe(counts)})")
     if path is not None:
-        io.write_json(path, {"format": TRANSFER_FORMAT, "version": io.FORMAT_VERSION, "key": key,
+        files.write_json(path, {"format": TRANSFER_FORMAT, "version": files.FORMAT_VERSION, "key": key,
                              "n_train": result.n_train, "counts": counts, "texts": result.texts})
     return result
 
@@ -143,11 +143,11 @@ def _key(train_texts, corpora, config: TransferConfig, params: AugmentParams, ma
 
 def _read(path: Path, train_texts: list[str]) -> TransferSet:
     try:
-        saved = io.read_json(path)
+        saved = files.read_json(path)
         texts, n_train = saved["texts"], saved["n_train"]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BertdistillError(f"{path}: unreadable transfer set ({err}); delete it to rebuild") from None
     header = (saved.get("format"), saved.get("version"))
-    if header != (TRANSFER_FORMAT, io.FORMAT_VERSION) or n_train != len(train_texts) or texts[:n_train] != train_texts:
+    if header != (TRANSFER_FORMAT, files.FORMAT_VERSION) or n_train != len(train_texts) or texts[:n_train] != train_texts:
         raise BertdistillError(f"{path}: not the transfer set of these train texts; delete it to rebuild")
     return TransferSet(texts, n_train, saved.get("counts", {}))

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..config import CorpusConfig, DataConfig
-from ..data.load import data_dirs
-from ..data.readers import read_hf, read_table, read_utf8
-from ..errors import BertdistillError
+from bertdistill.config import CorpusConfig, DataConfig
+from bertdistill.data.load import data_dirs
+from bertdistill.data.readers import read_hf, read_table, read_utf8
+from bertdistill.errors import BertdistillError
 
 
 def read_lines(path: Path) -> list[str]:

@@ -1,0 +1,48 @@
+"""The optimisation step the teacher and the neural students share: AdamW, a linear warmup-then-decay schedule,
+gradient clipping and (optionally) bf16 autocast; the settings come from each one's config section.
+
+Both loops (teacher/model.py, students/neural.py) keep what differs between them: what a batch is, the loss,
+when to score val and checkpoint. What a step does, and how its state is saved to resume, lives here once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from bertdistill.core.checkpoint import load_optimizer, save_optimizer
+
+
+class Optimization:
+    def __init__(self, parameters, learning_rate: float, weight_decay: float, warmup_ratio: float,
+                 total_steps: int, max_grad_norm: float, device: torch.device, bf16: bool):
+        self.parameters = [p for p in parameters if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.parameters, lr=learning_rate, weight_decay=weight_decay,
+                                           fused=True)  # one kernel per step instead of a loop over tensors
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(warmup_ratio * total_steps),
+                                                         total_steps)
+        self.max_grad_norm, self.device, self.bf16 = max_grad_norm, device, bf16
+
+    def autocast(self):
+        """The forward pass's arithmetic: bf16 autocast when asked for (weights and gradients stay fp32)."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
+
+    def step(self, loss: torch.Tensor) -> None:
+        """Backpropagate `loss`, clip the gradient norm, update the weights and the learning rate."""
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.parameters, self.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def save(self, folder: Path) -> None:
+        save_optimizer(self.optimizer, self.scheduler, folder)
+
+    def load(self, folder: Path) -> None:
+        load_optimizer(self.optimizer, self.scheduler, folder)
+
+
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training runs under bf16 autocast: 'bf16' anywhere, 'auto' on CUDA; weights stay fp32."""
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")

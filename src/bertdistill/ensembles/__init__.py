@@ -1,0 +1,2 @@
+"""The ensembles stage: averages of trained students' probabilities, members and weights chosen on val only
+(mean, val-log-loss weights, greedy selection within a latency budget)."""

@@ -1,0 +1,150 @@
+"""Pure metrics: quality against gold labels, fidelity to the teacher, threshold tuning for multilabel, and the
+choice of texts that show the teacher's dark knowledge.
+
+Inputs are probability arrays: (n, k) rows summing to 1 for multiclass, (n, k) independent per-label
+probabilities for multilabel. Nothing here reads files or knows which split it is given.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+from bertdistill.names import is_multilabel
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """The task's headline metric plus the full quality report."""
+
+    task: str
+    label_names: list[str]
+    metric: str  # macro_f1 | mean_roc_auc | class_f1
+    metric_classes: tuple[str, ...] = ()
+
+    @classmethod
+    def for_dataset(cls, dataset, metric: str | None, metric_classes: list[str] | None) -> "Scorer":
+        default = "mean_roc_auc" if is_multilabel(dataset.task) else "macro_f1"
+        return cls(dataset.task, list(dataset.label_names), metric or default, tuple(metric_classes or ()))
+
+    def score(self, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> float:
+        """The headline metric (higher is better); what models are selected on, on val."""
+        return METRICS[self.metric](self, labels, probs, thresholds)
+
+    def predict(self, probs: np.ndarray, thresholds: np.ndarray | None = None) -> np.ndarray:
+        if not is_multilabel(self.task):
+            return probs.argmax(axis=1)
+        return (probs >= (0.5 if thresholds is None else thresholds)).astype(np.int8)
+
+    def report(self, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None = None) -> dict:
+        """Every quality number for one model on one split, keyed for leaderboard.json."""
+        result = {self.metric: self.score(labels, probs)}
+        # labels=all ids: otherwise sklearn drops a class absent from gold and predictions, shifting the names
+        per_class = f1_score(labels, self.predict(probs), labels=list(range(len(self.label_names))), average=None,
+                             zero_division=0)
+        result["per_class_f1"] = dict(zip(self.label_names, map(float, per_class)))
+        if not is_multilabel(self.task):
+            # the same definition as score(): macro over the classes present in gold or predictions
+            result["macro_f1"] = float(f1_score(labels, probs.argmax(axis=1), average="macro", zero_division=0))
+            result["accuracy"] = float(accuracy_score(labels, probs.argmax(axis=1)))
+        else:
+            result["mean_roc_auc"] = mean_roc_auc(labels, probs)
+            result["per_label_roc_auc"] = dict(zip(self.label_names, per_label_roc_auc(labels, probs)))
+            result["macro_f1"] = float(np.mean(per_class))
+            if thresholds is not None:
+                tuned = f1_score(labels, self.predict(probs, thresholds), average="macro", zero_division=0)
+                result["macro_f1_tuned"] = float(tuned)
+        return result
+
+
+def _macro_f1(scorer: Scorer, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None) -> float:
+    return float(f1_score(labels, scorer.predict(probs, thresholds), average="macro", zero_division=0))
+
+
+def _class_f1(scorer: Scorer, labels: np.ndarray, probs: np.ndarray, thresholds: np.ndarray | None) -> float:
+    """Mean F1 of the scorer's metric_classes (TweetEval's irony and stance scores)."""
+    ids = [scorer.label_names.index(name) for name in scorer.metric_classes]
+    predicted = scorer.predict(probs, thresholds)
+    return float(np.mean(f1_score(labels, predicted, labels=ids, average=None, zero_division=0)))
+
+
+# headline metrics by name (DataConfig.metric): (scorer, gold labels, probabilities, thresholds) -> higher is better
+METRICS = {
+    "macro_f1": _macro_f1,
+    "mean_roc_auc": lambda scorer, labels, probs, thresholds: mean_roc_auc(labels, probs),
+    "class_f1": _class_f1,
+}
+
+
+def per_label_roc_auc(labels: np.ndarray, probs: np.ndarray) -> list[float]:
+    """ROC-AUC per label column; NaN where a column has one class only (AUC is undefined there)."""
+    return [float(roc_auc_score(labels[:, j], probs[:, j])) if 0 < labels[:, j].sum() < len(labels)
+            else float("nan") for j in range(labels.shape[1])]
+
+
+def mean_roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Jigsaw's competition metric: mean column-wise ROC-AUC over the defined columns."""
+    return float(np.nanmean(per_label_roc_auc(labels, probs)))
+
+
+def tune_thresholds(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Per-label probability threshold maximising F1 on the given (validation) rows."""
+    candidates = np.linspace(0.05, 0.95, 19)
+    best = np.full(labels.shape[1], 0.5)
+    for j in range(labels.shape[1]):
+        scores = [f1_score(labels[:, j], probs[:, j] >= t, zero_division=0) for t in candidates]
+        best[j] = candidates[int(np.argmax(scores))]
+    return best
+
+
+def fidelity(teacher_probs: np.ndarray, student_probs: np.ndarray, task: str) -> dict:
+    """How closely a student imitates the teacher: top-1 (or per-label) agreement, cosine similarity of the
+    probability vectors and KL(teacher || student) in nats (mean over texts; multilabel: mean over labels too)."""
+    if not is_multilabel(task):
+        agreement = float(np.mean(teacher_probs.argmax(1) == student_probs.argmax(1)))
+    else:
+        agreement = float(np.mean((teacher_probs >= 0.5) == (student_probs >= 0.5)))
+    norms = np.linalg.norm(teacher_probs, axis=1) * np.linalg.norm(student_probs, axis=1)
+    cosine = np.sum(teacher_probs * student_probs, axis=1) / np.maximum(norms, 1e-12)
+    return {"agreement": agreement, "cosine": float(np.mean(cosine)),
+            "kl": kl_divergence(teacher_probs, student_probs, task)}
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray, task: str, eps: float = 1e-7) -> float:
+    """Mean KL(p || q); probabilities are clipped to [eps, 1 - eps] so a confident miss stays finite."""
+    p, q = np.clip(p.astype(np.float64), eps, 1 - eps), np.clip(q.astype(np.float64), eps, 1 - eps)
+    if not is_multilabel(task):
+        return float(np.mean(np.sum(p * (np.log(p) - np.log(q)), axis=1)))
+    per_label = p * (np.log(p) - np.log(q)) + (1 - p) * (np.log1p(-p) - np.log1p(-q))
+    return float(np.mean(per_label))
+
+
+def dark_knowledge_rows(teacher_logits: np.ndarray, task: str,
+                        quantiles: tuple[float, ...] = (0.5, 0.8, 0.95, 0.99)) -> list[int]:
+    """Rows that show what the teacher knows beyond its top class, spread out: the rows at these quantiles of
+    the teacher's probability mass off its decision (distinct rows, in increasing order of that mass)."""
+    probs = probabilities(teacher_logits, task)
+    if not is_multilabel(task):
+        off_decision = 1 - probs.max(axis=1)
+    else:  # mean distance from a hard 0/1 decision per label
+        off_decision = np.mean(np.minimum(probs, 1 - probs), axis=1)
+    order = np.argsort(off_decision, kind="stable")
+    positions = np.minimum((np.asarray(quantiles) * len(order)).astype(int), len(order) - 1)
+    return [int(order[p]) for p in dict.fromkeys(positions.tolist())]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-logits / temperature))
+
+
+def probabilities(logits: np.ndarray, task: str, temperature: float = 1.0) -> np.ndarray:
+    """Logits -> probabilities for the task: softmax over classes or a sigmoid per label."""
+    return softmax(logits, temperature) if not is_multilabel(task) else sigmoid(logits, temperature)

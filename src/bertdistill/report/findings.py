@@ -1,0 +1,204 @@
+"""The verdict in sentences and small tables, computed from leaderboard entries and diagnostics (no I/O).
+
+Every sentence states the number, what it is compared with, and the target it is judged against:
+- a distilled student vs its hard-label twin (with a paired bootstrap 95% interval when one was computed);
+- the ONNX Runtime int8 teacher: >= 1.5x faster than PyTorch fp32 with >= 99% top-1 agreement;
+- the best single student: >= 97% of the teacher's score;
+- the best distilled neural student within 1/20 of the teacher's PyTorch single-text latency: >= 97% of its score;
+- an int8 student vs the fp32 student it was quantized from: score and speed;
+- an ensemble: within 1 point of the teacher at <= 1/100 of its PyTorch single-text latency.
+"""
+from __future__ import annotations
+
+from bertdistill.evaluation.stats import verdict
+from bertdistill.names import TEACHER_INT8, TEACHER_ONNX, is_multilabel
+
+INT8_SPEEDUP_TARGET, INT8_AGREEMENT_TARGET = 1.5, 0.99
+STUDENT_SHARE_TARGET = 0.97
+NEURAL_LATENCY_SHARE = 1 / 20  # with STUDENT_SHARE_TARGET: the distilled neural students' target
+ENSEMBLE_GAP_TARGET, ENSEMBLE_LATENCY_SHARE = 0.01, 0.01
+
+
+def _met(condition: bool) -> str:
+    return "target met" if condition else "target NOT met"
+
+
+def _interval(ci: dict | None) -> str:
+    if not ci:
+        return ""
+    return (f" 95% paired bootstrap CI of the difference: [{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] points "
+            f"({verdict(ci)}).")
+
+
+def findings(entries: list[dict], metric: str, diagnostics: dict | None = None) -> list[str]:
+    """All finding sentences, in reading order."""
+    by_name = {e["name"]: e for e in entries}
+    lines = twin_findings(entries, metric)
+    teacher = by_name.get("teacher")
+    if teacher is not None:
+        lines += onnx_findings(by_name, teacher) + student_findings(entries, metric, teacher)
+        lines += int8_findings(by_name, metric) + neural_findings(entries, metric, teacher)
+        lines += ensemble_findings(entries, metric, teacher)
+    for empty in (diagnostics or {}).get("empty_ensembles", []):
+        lines.append(f"Ensemble `{empty['name']}` is EMPTY: {empty['reason']}.")
+    return lines
+
+
+def twin_findings(entries: list[dict], metric: str) -> list[str]:
+    """One sentence per distilled student: by how much it beats (or trails) its hard-label twin on test."""
+    lines = []
+    for e in entries:
+        if e.get("gain_vs_twin") is not None:
+            word = "beats" if e["gain_vs_twin"] > 0 else "does not beat" if e["gain_vs_twin"] == 0 else "trails"
+            twin_score = e["metrics"][metric] - e["gain_vs_twin"]
+            lines.append(f"Distilled `{e['name']}` {word} its hard-label twin `{e['twin']}`: "
+                         f"{100 * e['gain_vs_twin']:+.2f} points of test {metric} "
+                         f"({100 * e['metrics'][metric]:.2f} vs {100 * twin_score:.2f})."
+                         + _interval(e.get("ci_vs_twin")))
+    return lines
+
+
+def onnx_findings(by_name: dict[str, dict], teacher: dict) -> list[str]:
+    lines = []
+    for name, label in ((TEACHER_ONNX, "ONNX Runtime fp32"), (TEACHER_INT8, "ONNX Runtime int8")):
+        if name not in by_name:
+            continue
+        e = by_name[name]
+        speedup, agreement = teacher["latency_ms"]["p50"] / e["latency_ms"]["p50"], e["fidelity"]["agreement"]
+        line = (f"Teacher on {label}: {speedup:.2f}x the PyTorch fp32 speed (p50 {e['latency_ms']['p50']:.2f} vs "
+                f"{teacher['latency_ms']['p50']:.2f} ms), agreement with the PyTorch teacher {100 * agreement:.1f}%.")
+        if name == TEACHER_INT8:
+            met = speedup >= INT8_SPEEDUP_TARGET and agreement >= INT8_AGREEMENT_TARGET
+            line += (f" Target >= {INT8_SPEEDUP_TARGET}x and >= {100 * INT8_AGREEMENT_TARGET:.0f}% agreement: "
+                     f"{_met(met)}.")
+        lines.append(line)
+    return lines
+
+
+def student_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
+    students = [e for e in entries if e["role"] in ("baseline", "distilled")]
+    if not students:
+        return []
+    best = max(students, key=lambda e: e["metrics"][metric])
+    fastest = min(students, key=lambda e: e["latency_ms"]["p50"])
+    share = best["metrics"][metric] / teacher["metrics"][metric]
+    return [f"Best single student `{best['name']}`: {100 * best['metrics'][metric]:.2f} test {metric} = "
+            f"{100 * share:.1f}% of the teacher's {100 * teacher['metrics'][metric]:.2f} "
+            f"(target >= {100 * STUDENT_SHARE_TARGET:.0f}%: {_met(share >= STUDENT_SHARE_TARGET)}), "
+            f"{best['speedup_vs_teacher']:.0f}x faster. Fastest student `{fastest['name']}`: p50 "
+            f"{fastest['latency_ms']['p50']:.3f} ms."]
+
+
+def int8_findings(by_name: dict[str, dict], metric: str) -> list[str]:
+    """What int8 quantization did to each student it was applied to, against that fp32 student."""
+    lines = []
+    for e in by_name.values():
+        source = by_name.get(e.get("derived_from") or "")
+        if source is None:
+            continue
+        score, fp32 = e["metrics"][metric], source["metrics"][metric]
+        lines.append(f"Int8 `{e['name']}`: {100 * score:.2f} test {metric} vs {100 * fp32:.2f} for the fp32 "
+                     f"`{source['name']}` ({100 * (score - fp32):+.2f} points), p50 {e['latency_ms']['p50']:.3f} vs "
+                     f"{source['latency_ms']['p50']:.3f} ms "
+                     f"({source['latency_ms']['p50'] / e['latency_ms']['p50']:.1f}x faster).")
+    return lines
+
+
+def fast_neural_students(entries: list[dict], teacher: dict) -> tuple[list[dict], list[dict]]:
+    """The distilled neural students, and those of them within 1/20 of the teacher's p50."""
+    neural = [e for e in entries if e["role"] == "distilled" and e["family"] == "neural"]
+    budget = teacher["latency_ms"]["p50"] * NEURAL_LATENCY_SHARE
+    return neural, [e for e in neural if e["latency_ms"]["p50"] <= budget]
+
+
+def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
+    """The best distilled neural student that runs within 1/20 of the teacher's single-text p50."""
+    neural, fast = fast_neural_students(entries, teacher)
+    if not neural:
+        return []
+    budget = teacher["latency_ms"]["p50"] * NEURAL_LATENCY_SHARE
+    target = (f"target >= {100 * STUDENT_SHARE_TARGET:.0f}% of the teacher at <= 1/{1 / NEURAL_LATENCY_SHARE:.0f} "
+              "of its latency")
+    if not fast:
+        fastest = min(neural, key=lambda e: e["latency_ms"]["p50"])
+        return [f"No distilled neural student runs within {budget:.3f} ms (1/{1 / NEURAL_LATENCY_SHARE:.0f} of the "
+                f"teacher's p50); the fastest, `{fastest['name']}`, takes {fastest['latency_ms']['p50']:.3f} ms "
+                f"({target}: {_met(False)})."]
+    top = max(fast, key=lambda e: e["metrics"][metric])
+    share = top["metrics"][metric] / teacher["metrics"][metric]
+    return [f"Best distilled neural student within 1/{1 / NEURAL_LATENCY_SHARE:.0f} of the teacher's latency: "
+            f"`{top['name']}`, {100 * top['metrics'][metric]:.2f} test {metric} = {100 * share:.1f}% of the "
+            f"teacher's, at p50 {top['latency_ms']['p50']:.3f} ms = 1/"
+            f"{teacher['latency_ms']['p50'] / top['latency_ms']['p50']:.0f} of its "
+            f"({target}: {_met(share >= STUDENT_SHARE_TARGET)})."]
+
+
+def ensemble_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
+    lines = []
+    for e in entries:
+        if e["role"] != "ensemble":
+            continue
+        gap = e["metrics"][metric] - teacher["metrics"][metric]
+        share = e["latency_ms"]["p50"] / teacher["latency_ms"]["p50"]
+        met = gap >= -ENSEMBLE_GAP_TARGET - 1e-9 and share <= ENSEMBLE_LATENCY_SHARE  # 1e-9: float rounding
+        lines.append(f"Ensemble `{e['name']}` ({', '.join(e['hyperparameters']['weights'])}): "
+                     f"{100 * e['metrics'][metric]:.2f} test {metric}, {100 * gap:+.2f} points vs the teacher, at "
+                     f"p50 {e['latency_ms']['p50']:.3f} ms = 1/{1 / share:.0f} of the teacher's. Target within 1 "
+                     f"point at <= 1/100 of the latency: {_met(met)}." + _interval(e.get("ci_vs_teacher")))
+    return lines
+
+
+def ensemble_blocks(entries: list[dict], metric: str, diagnostics: dict) -> list[tuple]:
+    """What each ensemble is made of and how it was chosen."""
+    rows = []
+    for e in entries:
+        if e["role"] != "ensemble":
+            continue
+        params = e["hyperparameters"]
+        members = ", ".join(f"{name} {weight:.2f}" for name, weight in params["weights"].items())
+        budget = f"{params['budget_ms']:.4f} ms ({params['budget_basis']})" if "budget_ms" in params else ""
+        rows.append([e["name"], params["method"], members, f"{100 * params.get('val_score', float('nan')):.2f}",
+                     budget, f"{e['latency_ms']['p50']:.3f}", f"{100 * e['metrics'][metric]:.2f}"])
+    for empty in diagnostics.get("empty_ensembles", []):
+        rows.append([empty["name"], "greedy", "EMPTY", "", empty["reason"], "", ""])
+    if not rows:
+        return []
+    return [("h2", "Ensembles"),
+            ("p", "Members and weights are chosen on val only; latency is measured end to end on the ensemble."),
+            ("table", ["ensemble", "method", "members and weights", f"val {metric}", "latency budget",
+                       "p50 ms", f"test {metric}"], rows)]
+
+
+def uncertainty_blocks(diagnostics: dict, metric: str) -> list[tuple]:
+    comparisons = diagnostics.get("comparisons") or []
+    if not comparisons:
+        return []
+    rows = [[c["model"], c["versus"], f"{100 * c['difference']:+.2f}",
+             f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}]", f"{100 * c['share_a_better']:.1f}%", verdict(c)]
+            for c in comparisons]
+    resamples = comparisons[0]["resamples"]
+    return [("h2", "Uncertainty"),
+            ("p", f"Paired bootstrap over test rows ({resamples} resamples, both models scored on the same rows): "
+                  f"95% interval of the difference in test {metric}, in points. It covers test-sampling noise for "
+                  "these trained models, not retraining noise."),
+            ("table", ["model", "versus", "difference", "95% CI", "resamples where model is better", "verdict"],
+             rows)]
+
+
+def dark_knowledge_blocks(diagnostics: dict) -> list[tuple]:
+    """Per example text: the teacher's distribution at T = 1 and softened, next to every student's."""
+    knowledge = diagnostics.get("dark_knowledge")
+    if not knowledge or not knowledge["examples"]:
+        return []
+    what = "probability per class" if not is_multilabel(knowledge["task"]) else "probability per label (sigmoid)"
+    blocks = [("h2", "Dark knowledge"),
+              ("p", f"Test texts where the teacher puts more or less mass off its decision; {what}. Higher "
+                    "temperatures show the similarities between classes that the soft targets carry.")]
+    header = ["model", *knowledge["label_names"]]
+    for i, example in enumerate(knowledge["examples"], 1):
+        gold = example["gold"] if isinstance(example["gold"], str) else ", ".join(example["gold"]) or "none"
+        rows = [[f"teacher {t}", *(f"{p:.3f}" for p in probs)] for t, probs in example["teacher"].items()]
+        rows += [[name, *(f"{p:.3f}" for p in probs)] for name, probs in example["models"].items()]
+        text = example["text"] if len(example["text"]) <= 300 else example["text"][:300] + "…"
+        blocks += [("h3", f"Example {i} (gold: {gold})"), ("p", f"“{text}”"), ("table", header, rows)]
+    return blocks
