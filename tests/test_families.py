@@ -197,3 +197,23 @@ def test_sharded_safetensors_load_whole(tiny_bert_dir, tmp_path):
     save_file({n: tensors[n] for n in names[:10]}, str(folder / "model-00001-of-00002.safetensors"))
     save_file({n: tensors[n] for n in names[10:]}, str(folder / "model-00002-of-00002.safetensors"))
     torch.testing.assert_close(backbones.checkpoint_tensors(folder), tensors)
+
+
+def test_a_sharded_teacher_is_fingerprinted_by_all_its_shards(tiny_bert_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from bertdistill.labels.soft_labels import teacher_fingerprint
+
+    folder = tmp_path / "sharded"
+    shutil.copytree(tiny_bert_dir, folder)
+    tensors = load_file(str(folder / "model.safetensors"))
+    single = teacher_fingerprint(folder)
+    (folder / "model.safetensors").unlink()
+    names = sorted(tensors)
+    save_file({n: tensors[n] for n in names[:10]}, str(folder / "model-00001-of-00002.safetensors"))
+    save_file({n: tensors[n] for n in names[10:]}, str(folder / "model-00002-of-00002.safetensors"))
+    first = teacher_fingerprint(folder)
+    save_file({n: tensors[n] * 2 for n in names[10:]}, str(folder / "model-00002-of-00002.safetensors"))
+    assert len({single, first, teacher_fingerprint(folder)}) == 3  # the second shard counts too

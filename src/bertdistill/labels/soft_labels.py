@@ -36,10 +36,15 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 def teacher_fingerprint(teacher_folder: Path) -> str:
-    """Hash of the teacher's weights and config: a different teacher never reuses a cache."""
+    """Hash of the teacher's weights and config: a different teacher never reuses a cache. The weights are every
+    safetensors file of the folder (one, or the shards of a large model), in name order."""
     digest = hashlib.sha256()
-    for name in ("config.json", "model.safetensors"):
-        with open(Path(teacher_folder) / name, "rb") as handle:
+    folder = Path(teacher_folder)
+    weights = sorted(p.name for p in folder.glob("model*.safetensors"))
+    if not weights:
+        raise BertdistillError(f"{folder}: no safetensors weights (model*.safetensors)")
+    for name in ("config.json", *weights):
+        with open(folder / name, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
