@@ -72,6 +72,7 @@ def adopt(source: str, target: Path, task: str, label_names: list[str], max_leng
     """Copy the classifier at `source` (resolved by `resolve`) into `target` with its bertdistill.json."""
     config = backbones.read_config(source)
     columns = label_columns(config, label_names, label_map, f"teacher.reuse = {source}")
+    outputs = len(config.get("id2label") or {}) or int(config.get("num_labels", len(columns)))
 
     def build(staging: Path) -> None:
         staging.rmdir()
@@ -80,7 +81,6 @@ def adopt(source: str, target: Path, task: str, label_names: list[str], max_leng
         files.write_json(staging / "bertdistill.json", {
             "format": MODEL_FORMAT, "version": files.FORMAT_VERSION, "task": task, "label_names": label_names,
             "max_length": max_length, "backbone": str(source),
-            "label_columns": None if columns == list(range(len(columns))) and len(columns) == len(
-                config.get("id2label") or columns) else columns})
+            "label_columns": None if columns == list(range(outputs)) else columns})
 
     return files.publish_dir(target, build)
