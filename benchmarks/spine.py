@@ -32,6 +32,7 @@ from bertdistill.ensembles import ensemble
 from bertdistill.evaluation.stats import mean_std
 from bertdistill.report.findings import fast_neural_students, findings
 from bertdistill.report.markdown import markdown_table
+from bertdistill.rundir import ChildRun
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "runs" / "bench"
@@ -43,7 +44,7 @@ def run_seed(out: Path, seed: int) -> dict[str, float]:
     """Students and ensembles retrained with `seed` on the parent's soft labels; test headline metric by model."""
     raw = files.read_json(out / "config.json")
     raw["students"]["seed"] = seed
-    run = pipeline.ChildRun(config_from_dict(raw, str(out / "config.json")), out / "seeds" / f"seed-{seed}",
+    run = ChildRun(config_from_dict(raw, str(out / "config.json")), out / "seeds" / f"seed-{seed}",
                             parent=out)
     files.write_json(run.out / "config.json", run.config.model_dump(mode="json"))
     pipeline.train_students(run)

@@ -31,6 +31,7 @@ from bertdistill import pipeline
 from bertdistill.config import config_from_dict
 from bertdistill.core import files
 from bertdistill.data.load import data_dirs
+from bertdistill.rundir import ChildRun
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -67,13 +68,13 @@ def variants(parent: pipeline.Run, name: str, max_texts: int) -> dict[str, dict]
 
 
 def cell_run(parent: pipeline.Run, variant: str, transfer: dict, seed: int, students: list[str],
-             backend: str) -> pipeline.ChildRun:
+             backend: str) -> ChildRun:
     raw = parent.config.model_dump(mode="json")
     raw["transfer"] = {**transfer, "seed": seed} if transfer else {}  # the seed also draws augmentation and subsample
     raw["students"].update(include=students, seed=seed)
     raw["teacher"]["label_backend"] = backend
     slug = variant.replace(" ", "-")
-    return pipeline.ChildRun(config_from_dict(raw, f"{variant} / seed {seed}"),
+    return ChildRun(config_from_dict(raw, f"{variant} / seed {seed}"),
                    parent.out / "transfer-ablation" / slug / f"seed-{seed}", parent=parent.out)
 
 

@@ -23,6 +23,7 @@ from bertdistill import pipeline
 from bertdistill.config import apply_overrides, config_from_dict
 from bertdistill.core import files
 from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
+from bertdistill.rundir import ChildRun
 from bertdistill.teacher.model import Teacher
 
 BENCH = Path(__file__).resolve().parents[1] / "runs" / "bench"
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     apply_overrides(raw, args.overrides)
     raw["students"]["include"] = args.students
     label = args.label or re.sub(r"[^\w.=-]+", "_", "-".join(args.overrides) or "default")
-    run = pipeline.ChildRun(config_from_dict(raw, f"variant {label}"), parent_dir / "variants" / label,
+    run = ChildRun(config_from_dict(raw, f"variant {label}"), parent_dir / "variants" / label,
                             parent=parent_dir)
     pipeline.label(run)  # only texts a changed transfer set adds are new to the parent's cache
     pipeline.train_students(run)

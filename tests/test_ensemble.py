@@ -16,7 +16,6 @@ from bertdistill.config import (
 from bertdistill.ensembles.ensemble import (
     Ensemble,
     MemberGroup,
-    check_specs,
     empty_results,
     greedy_selection,
     latency_budget,
@@ -28,6 +27,7 @@ from bertdistill.ensembles.ensemble import (
 )
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer, probabilities
+from bertdistill.rundir import check_ensembles
 from bertdistill.students import TrainingData
 from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge
 from bertdistill.students.sparse_linear import SparseAnalyzer
@@ -186,15 +186,15 @@ def test_bad_ensemble_config_is_an_error(raw, message):
         config_from_dict({"data": {"path": "x"}, "ensembles": [raw]})
 
 
-def test_check_specs_rejects_unknown_members_and_taken_names():
+def test_check_ensembles_rejects_unknown_members_and_taken_names():
     include = ["tfidf-lr", "tfidf-soft-lr"]
-    check_specs([EnsembleConfig(name="e", members=["tfidf-lr"])], include)
+    check_ensembles([EnsembleConfig(name="e", members=["tfidf-lr"])], include)
     with pytest.raises(BertdistillError, match="member\\(s\\) cnn not in students.include"):
-        check_specs([EnsembleConfig(name="e", members=["tfidf-lr", "cnn"])], include)
+        check_ensembles([EnsembleConfig(name="e", members=["tfidf-lr", "cnn"])], include)
     with pytest.raises(BertdistillError, match="'tfidf-lr' is already used"):
-        check_specs([EnsembleConfig(name="tfidf-lr")], include)
+        check_ensembles([EnsembleConfig(name="tfidf-lr")], include)
     with pytest.raises(BertdistillError, match="'e' is already used"):
-        check_specs([EnsembleConfig(name="e"), EnsembleConfig(name="e", method="mean")], include)
+        check_ensembles([EnsembleConfig(name="e"), EnsembleConfig(name="e", method="mean")], include)
 
 
 def _run(dataset, tmp_path, specs):

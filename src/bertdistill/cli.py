@@ -1,7 +1,8 @@
 """`bertdistill run CONFIG` runs every stage; `teacher`, `label`, `students`, `ensembles`, `evaluate`, `report`
-run one.
+run one; `serve`, `predict` and `export` use a finished run.
 
-Bad input ends with one line on stderr and exit status 2; an interrupted run resumes when re-run.
+Bad input ends with one line on stderr and exit status 2; an interrupted run resumes when re-run. The heavy
+libraries are imported only once the input has been checked, so `--help` and bad input answer at once.
 """
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from bertdistill import pipeline
 from bertdistill.config import apply_overrides, builtin_configs, config_from_dict, load_config
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
+from bertdistill.ship.predict import FORMATS
 
 STAGES = ("teacher", "label", "students", "ensembles", "evaluate", "report")
 
@@ -34,6 +35,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-access-log", dest="access_log", action="store_false", help="do not log every request")
+    predict = commands.add_parser("predict", help="labels and probabilities from one model of a run for your texts")
+    predict.add_argument("run_dir", type=Path, help="a run directory")
+    predict.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify (or --input FILE)")
+    predict.add_argument("--model", help="a model of the run (default: the recommended one: the best val score "
+                         "among students and ensembles, ties within half a point to the fastest)")
+    predict.add_argument("--input", type=Path, help=".csv or .jsonl (see --column), or plain text: a text per line")
+    predict.add_argument("--column", default="text", help="the CSV column or JSONL field holding the text")
+    predict.add_argument("--output", type=Path, help=".jsonl or .csv file (default: JSONL on stdout)")
+    predict.add_argument("--format", choices=FORMATS, help="output format (default: from --output's suffix)")
+    predict.add_argument("--batch-size", type=int, default=256)
+    export = commands.add_parser("export", help="a self-contained bundle of one student or ensemble (numpy, "
+                                 "onnxruntime and tokenizers only)")
+    export.add_argument("run_dir", type=Path, help="a run directory")
+    export.add_argument("--model", required=True, help="the student or ensemble to export")
+    export.add_argument("--out", type=Path, required=True, help="the bundle's folder (must not exist or be empty)")
     return parser
 
 
@@ -51,7 +67,8 @@ def resolve(args: argparse.Namespace):
     return config, args.out or Path("runs") / config.name
 
 
-def execute(command: str, run: pipeline.Run) -> None:
+def execute(command: str, run) -> None:
+    from bertdistill import pipeline
     from bertdistill.evaluation.leaderboard import evaluate_run
     from bertdistill.report.markdown import write_report
 
@@ -94,8 +111,29 @@ def print_leaderboard(entries: list[dict], metric: str) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)))
 
 
+def predict(args: argparse.Namespace) -> None:
+    from bertdistill.ship import predict as batch
+
+    if bool(args.texts) == bool(args.input):
+        raise BertdistillError("predict: give texts or --input FILE (one of the two)")
+    if args.batch_size < 1:
+        raise BertdistillError("predict: --batch-size must be at least 1")
+    texts = args.texts or batch.read_texts(args.input, args.column)
+    fmt = batch.output_format(args.output, args.format)
+    if args.output and not args.output.parent.is_dir():
+        raise BertdistillError(f"{args.output}: no folder {args.output.parent}")
+    from bertdistill.ship.api import load
+
+    batch.predict_to(load(args.run_dir, args.model), texts, args.output, fmt, args.batch_size)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and (args.command != "predict" or any(item.startswith("--") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # argparse leaves texts given after options over: they are texts all the same
+        args.texts += extra
     if args.command == "configs":
         for name, path in sorted(builtin_configs().items()):
             print(f"{name}\t{path}")
@@ -106,9 +144,21 @@ def main(argv: list[str] | None = None) -> int:
 
             serve(args.run_dir, args.host, args.port, args.access_log)
             return 0
+        if args.command == "predict":
+            predict(args)
+            return 0
+        if args.command == "export":
+            from bertdistill.ship.export import export_bundle
+
+            print(f"export: {export_bundle(args.run_dir, args.model, args.out)}")
+            return 0
         config, out = resolve(args)
-        run = pipeline.prepare(config, out)
-        execute(args.command, run)
+        from bertdistill.rundir import check
+
+        run = check(config, out)  # before importing PyTorch: bad input answers at once
+        from bertdistill import pipeline
+
+        execute(args.command, pipeline.ready(run))
     except BertdistillError as err:
         print(f"bertdistill: error: {err}", file=sys.stderr)
         return 2

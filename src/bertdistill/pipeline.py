@@ -20,8 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -31,93 +29,33 @@ from bertdistill import transfer
 from bertdistill.config import RunConfig
 from bertdistill.core import files
 from bertdistill.core.processes import Shard
-from bertdistill.data import Dataset, load_dataset
+from bertdistill.data import locate_root
 from bertdistill.ensembles import ensemble
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluation.metrics import Scorer, fidelity, probabilities
+from bertdistill.evaluation.metrics import fidelity, probabilities
 from bertdistill.labels import soft_labels
 from bertdistill.names import TEACHER
+from bertdistill.rundir import Run, check, teacher_source
 from bertdistill.students import TrainingData, load_student, student_class
 from bertdistill.students.losses import UNLABELLED
-from bertdistill.teacher import adoption, backbones, onnx_export
-from bertdistill.teacher.model import Teacher, fine_tune, load_tokenizer, resolve_backbone
-
-
-@dataclass
-class Run:
-    config: RunConfig
-    out: Path
-
-    @cached_property
-    def dataset(self) -> Dataset:
-        return load_dataset(self.config.data)
-
-    @cached_property
-    def scorer(self) -> Scorer:
-        return Scorer.for_dataset(self.dataset, self.config.data.metric, self.config.data.metric_classes)
-
-    @property
-    def source(self) -> Path:
-        """The run directory that holds the teacher and its soft labels."""
-        return self.out
-
-    @property
-    def teacher_dir(self) -> Path:
-        return self.source / "teacher" / "model"
-
-    @property
-    def cache_dir(self) -> Path:
-        return self.source / "soft_labels"
-
-    def student_dir(self, name: str) -> Path:
-        return self.out / "students" / name
-
-
-@dataclass
-class ChildRun(Run):
-    """A run directory for retrained students (other seeds, other transfer sets) that reads the teacher and the
-    soft labels of its parent run."""
-
-    parent: Path | None = None
-
-    @property
-    def source(self) -> Path:
-        return self.parent
+from bertdistill.teacher import adoption, onnx_export
+from bertdistill.teacher.model import Teacher, fine_tune, load_tokenizer
 
 
 def prepare(config: RunConfig, out: Path) -> Run:
-    """Check everything that can be checked before any work: data, metric classes, students, backbone."""
-    run = Run(config, Path(out))
-    dataset = run.dataset
-    for name in config.data.metric_classes or []:
-        if name not in dataset.label_names:
-            raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
-    classes = [student_class(name) for name in config.students.include]  # an unknown name fails first
-    ensemble.check_specs(config.ensembles, config.students.include)
-    transfer.check(config.transfer, config.data)
+    """Check everything that can be checked before any work: first without PyTorch (`rundir.check`), then each
+    student's settings against the task and teacher, and the teacher's tokenizer."""
+    return ready(check(config, out))
+
+
+def ready(run: Run) -> Run:
+    """The checks of `prepare` that need the heavy libraries, on a run `rundir.check` has passed."""
     teacher = teacher_source(run)
-    for student in classes:  # e.g. a loss that does not fit the task, a mini-transformer source too shallow
-        student.check(config.students, dataset.task, teacher)
-    if not config.teacher.reuse and not (run.teacher_dir / "bertdistill.json").exists():
-        load_tokenizer(config.teacher.backbone)
+    for name in run.config.students.include:  # e.g. a loss that does not fit the task, a source too shallow
+        student_class(name).check(run.config.students, run.dataset.task, teacher)
+    if not run.config.teacher.reuse and not (run.teacher_dir / "bertdistill.json").exists():
+        load_tokenizer(run.config.teacher.backbone)
     return run
-
-
-def teacher_source(run: Run) -> str:
-    """The folder (or hub name) of the teacher the run will use, checked to be of a family the adapters know:
-    the run's fine-tuned teacher, the `reuse` classifier, or the backbone to fine-tune."""
-    config = run.config.teacher
-    if (run.teacher_dir / "bertdistill.json").exists():
-        return str(run.teacher_dir)
-    if config.reuse:
-        source = adoption.resolve(config.reuse)
-        backbones.check(source, f"teacher.reuse = {config.reuse}")
-        adoption.label_columns(backbones.read_config(source), run.dataset.label_names, config.label_map,
-                               f"teacher.reuse = {config.reuse}")
-        return source
-    source = resolve_backbone(config.backbone)
-    backbones.check(source, f"teacher.backbone = {config.backbone}")
-    return source
 
 
 def start(run: Run) -> None:
@@ -131,12 +69,15 @@ def start(run: Run) -> None:
             if _without_labeling({**defaults, **(before.get(section) or {})}) != _without_labeling(now[section]):
                 raise BertdistillError(f"{run.out} holds a run with a different [{section}] config; "
                                        "choose another --out or delete that directory")
-    files.write_json(saved, run.config.model_dump(mode="json"))
+    recorded = run.config.model_dump(mode="json")
+    if run.config.data.format != "hf":  # record where the data was found, so that the run reads it from anywhere
+        recorded["data"]["data_dir"] = str(locate_root(run.config.data))
+    files.write_json(saved, recorded)
     files.write_json(run.out / "dataset.json", run.dataset.summary())
 
 
-# how to label or keep checkpoints, not which teacher: may change within a run
-LABELING_KEYS = ("label_batch_size", "label_backend", "keep_checkpoints", "checkpoint_minutes")
+# how to label, keep checkpoints or where the data lives, not which teacher or data: may change within a run
+LABELING_KEYS = ("label_batch_size", "label_backend", "keep_checkpoints", "checkpoint_minutes", "data_dir")
 
 
 def _defaults(section: str) -> dict:
@@ -316,12 +257,13 @@ def trained_with(folder: Path) -> dict:
 
 def load_students(run: Run) -> dict:
     """Every configured student of the run by name, in config order; an untrained one is an error."""
-    students = {}
-    for name in run.config.students.include:
-        if not (run.student_dir(name) / "bertdistill.json").exists():
-            raise BertdistillError(f"student '{name}' is not trained in {run.out}; run `bertdistill students`")
-        students[name] = load_student(run.student_dir(name))
-    return students
+    return {name: _load_student(run, name) for name in run.config.students.include}
+
+
+def _load_student(run: Run, name: str):
+    if not (run.student_dir(name) / "bertdistill.json").exists():
+        raise BertdistillError(f"student '{name}' is not trained in {run.out}; run `bertdistill students`")
+    return load_student(run.student_dir(name))
 
 
 def train_ensembles(run: Run) -> list[dict]:
@@ -332,8 +274,32 @@ def train_ensembles(run: Run) -> list[dict]:
 def load_models(run: Run) -> dict:
     """Every model of the run by name: the teacher, its ONNX Runtime exports once `evaluate` has written them,
     the students in config order, the ensembles."""
-    models = {TEACHER: Teacher(run.teacher_dir, "cpu")}
-    for name, folder in onnx_export.exported(run.out / "teacher").items():
-        models[name] = onnx_export.OnnxTeacher(folder, run.config.eval.threads)
+    models = {name: load_model(run, name) for name in (TEACHER, *onnx_export.exported(run.out / "teacher"))}
     models.update(load_students(run))
     return {**models, **ensemble.load_all(run.config.ensembles, models, run.out / "ensembles")}
+
+
+def model_names(run: Run) -> list[str]:
+    """The names `load_model` knows in this run: teacher, its exports, students, ensembles."""
+    return [TEACHER, *onnx_export.exported(run.out / "teacher"), *run.config.students.include,
+            *(spec.name for spec in run.config.ensembles)]
+
+
+def load_model(run: Run, name: str):
+    """One model of the run by its leaderboard name, loading only what it needs (an ensemble: its members)."""
+    exports = onnx_export.exported(run.out / "teacher")
+    if name == TEACHER:
+        return Teacher(run.teacher_dir, "cpu")
+    if name in exports:
+        return onnx_export.OnnxTeacher(exports[name], run.config.eval.threads)
+    if name in run.config.students.include:
+        return _load_student(run, name)
+    if any(spec.name == name for spec in run.config.ensembles):
+        folder = run.out / "ensembles" / name
+        if not (folder / "bertdistill.json").exists():
+            raise BertdistillError(f"ensemble '{name}' is not built in {run.out}; run `bertdistill ensembles`")
+        header = ensemble.read_header(folder)
+        if header["status"] != "built":
+            raise BertdistillError(f"ensemble '{name}' came out empty: {header['reason']}")
+        return ensemble.Ensemble.load(folder, {m["name"]: _load_student(run, m["name"]) for m in header["members"]})
+    raise BertdistillError(f"no model '{name}' in {run.out} (it has: {', '.join(model_names(run))})")

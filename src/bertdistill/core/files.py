@@ -52,6 +52,11 @@ def write_bytes(path: Path, data: bytes) -> None:
     _atomic_write(path, lambda handle: handle.write(data))
 
 
+def write_streamed(path: Path, write) -> None:
+    """`write(handle)` fills a binary file that appears at `path` only once it is complete."""
+    _atomic_write(path, write)
+
+
 def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 

@@ -5,7 +5,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from bertdistill.errors import BertdistillError
 from bertdistill.names import Task
@@ -77,6 +76,8 @@ def stratified_split(split: Split, size: float | int, seed: int, what: str = "sp
     key = stratify_key(split.labels)
     _, counts = np.unique(key, return_counts=True)
     stratify = key if counts.min() >= 2 and min(held, n - held) >= len(counts) else None
+    from sklearn.model_selection import train_test_split  # here: loading a dataset stays quick to fail
+
     rest, held_out = train_test_split(index, test_size=int(held), random_state=seed, stratify=stratify)
     return split.take(np.sort(rest)), split.take(np.sort(held_out))
 

@@ -44,6 +44,13 @@ def locate(config: DataConfig) -> Path:
                            f"these places or set {DATA_DIR_ENV}")
 
 
+def locate_root(config: DataConfig) -> Path:
+    """The absolute folder the dataset's relative `path` was found in (its own folder for an absolute path)."""
+    found = locate(config).resolve()
+    path = Path(config.path).expanduser()
+    return found if path.is_absolute() else found.parents[len(path.parts) - 1]
+
+
 def download(config: DataConfig, target: Path) -> Path:
     """Fetch the dataset's files from its public source into `target`, all or nothing."""
     names = TWEETEVAL_FILES if config.format == "tweeteval" else [

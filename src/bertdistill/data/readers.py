@@ -9,8 +9,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
-
 from bertdistill.errors import BertdistillError
 
 
@@ -85,6 +83,8 @@ def _read_mapping(path: Path) -> list[str]:
 
 def read_table(path: Path, fmt: str, text_column: str, label_columns: list[str]) -> RawSplit:
     """One CSV / TSV / JSONL file: the text column and the label column(s), all as strings."""
+    import pandas as pd  # here: TweetEval files and config errors do not wait for pandas
+
     text = read_utf8(path)
     if not text.strip():
         raise BertdistillError(f"{path}: file is empty")

@@ -27,7 +27,7 @@ from bertdistill.core import files
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
 from bertdistill.evaluation.metrics import Scorer, probabilities
-from bertdistill.names import TEACHER_ROWS, is_multilabel
+from bertdistill.names import is_multilabel
 from bertdistill.students.base import StackableStudent
 from bertdistill.students.sparse_linear import SparseLinear
 from bertdistill.teacher.model import Teacher
@@ -275,19 +275,6 @@ def latency_budget(spec, teacher_p50: Callable[[], float]) -> tuple[float, str]:
     fraction = spec.budget_teacher_fraction or 0.01
     teacher = teacher_p50()
     return fraction * teacher, f"{fraction:g} x the PyTorch teacher's single-text p50 of {teacher:.3f} ms"
-
-
-def check_specs(specs, student_names: list[str]) -> None:
-    """Before any work: ensemble names are unique and new, and members are configured students."""
-    taken = {*TEACHER_ROWS, *student_names}
-    for spec in specs:
-        if spec.name in taken:
-            raise BertdistillError(f"ensembles: the name '{spec.name}' is already used by another model or ensemble")
-        taken.add(spec.name)
-        unknown = [name for name in spec.members or [] if name not in student_names]
-        if unknown:
-            raise BertdistillError(f"ensemble '{spec.name}': member(s) {', '.join(unknown)} not in students.include "
-                                   f"({', '.join(student_names)})")
 
 
 def load_all(specs, models: Mapping[str, object], folder: Path) -> dict[str, Ensemble]:

@@ -1,43 +1,55 @@
-"""Student families, registered by name. Adding a family: one module and one line in REGISTRY."""
+"""Student families, registered by name. Adding a family: one module and one line in FAMILIES.
+
+The registry names each family's module without importing it, so that checking a config (an unknown student
+name) or loading one TF-IDF student does not import PyTorch: a family's module is imported when it is first used.
+"""
 from __future__ import annotations
 
+from functools import cache
+from importlib import import_module
 from pathlib import Path
 
 from bertdistill.errors import BertdistillError
 from bertdistill.students.base import Student, TrainingData, read_header
-from bertdistill.students.bilstm import BiLSTMStudent, DistilledBiLSTMStudent
-from bertdistill.students.cnn import CNNStudent, DistilledCNNStudent
-from bertdistill.students.fasttext import DistilledFastTextStudent, FastTextStudent
-from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge, TfidfSoftLogisticRegression
-from bertdistill.students.minibert import DistilledMiniBertStudent, MiniBertStudent
-from bertdistill.students.neural import NeuralStudent
-from bertdistill.students.quantized import quantized
-from bertdistill.students.static import DistilledStaticStudent, StaticStudent
 
-REGISTRY: dict[str, type] = {
-    TfidfLogisticRegression.kind: TfidfLogisticRegression,
-    TfidfSoftLogisticRegression.kind: TfidfSoftLogisticRegression,
-    TfidfLogitRidge.kind: TfidfLogitRidge,
-    FastTextStudent.kind: FastTextStudent,
-    DistilledFastTextStudent.kind: DistilledFastTextStudent,
-    CNNStudent.kind: CNNStudent,
-    DistilledCNNStudent.kind: DistilledCNNStudent,
-    BiLSTMStudent.kind: BiLSTMStudent,
-    DistilledBiLSTMStudent.kind: DistilledBiLSTMStudent,
-    MiniBertStudent.kind: MiniBertStudent,
-    DistilledMiniBertStudent.kind: DistilledMiniBertStudent,
-    StaticStudent.kind: StaticStudent,
-    DistilledStaticStudent.kind: DistilledStaticStudent,
+FAMILIES: dict[str, str] = {  # name -> "module:Class" under bertdistill.students
+    "tfidf-lr": "linear:TfidfLogisticRegression",
+    "tfidf-soft-lr": "linear:TfidfSoftLogisticRegression",
+    "tfidf-logit-ridge": "linear:TfidfLogitRidge",
+    "fasttext": "fasttext:FastTextStudent",
+    "fasttext-kd": "fasttext:DistilledFastTextStudent",
+    "cnn": "cnn:CNNStudent",
+    "cnn-kd": "cnn:DistilledCNNStudent",
+    "bilstm": "bilstm:BiLSTMStudent",
+    "bilstm-kd": "bilstm:DistilledBiLSTMStudent",
+    "minibert": "minibert:MiniBertStudent",
+    "minibert-kd": "minibert:DistilledMiniBertStudent",
+    "static": "static:StaticStudent",
+    "static-kd": "static:DistilledStaticStudent",
 }
-# every neural family also as `<name>-int8`: its ONNX Runtime export with int8 weights (students/quantized.py)
-REGISTRY.update({family.kind + "-int8": quantized(family) for family in list(REGISTRY.values())
-                 if issubclass(family, NeuralStudent) and family.quantizable})
+# these neural families are also registered as `<name>-int8`: their ONNX Runtime export with int8 weights
+# (students/quantized.py); the static ones are not (no matrix products to quantize but the head)
+QUANTIZABLE = ("fasttext", "fasttext-kd", "cnn", "cnn-kd", "bilstm", "bilstm-kd", "minibert", "minibert-kd")
+INT8 = "-int8"
+NAMES: tuple[str, ...] = (*FAMILIES, *(name + INT8 for name in QUANTIZABLE))
 
 
+@cache
 def student_class(kind: str) -> type:
-    if kind not in REGISTRY:
-        raise BertdistillError(f"unknown student '{kind}' (known: {', '.join(REGISTRY)})")
-    return REGISTRY[kind]
+    """The class of the student `kind`, its module imported now."""
+    if kind not in NAMES:
+        raise BertdistillError(f"unknown student '{kind}' (known: {', '.join(NAMES)})")
+    if kind.endswith(INT8) and kind.removesuffix(INT8) in QUANTIZABLE:
+        from bertdistill.students.quantized import quantized
+
+        return quantized(student_class(kind.removesuffix(INT8)))
+    module, name = FAMILIES[kind].split(":")
+    return getattr(import_module(f"bertdistill.students.{module}"), name)
+
+
+def registry() -> dict[str, type]:
+    """Every registered student class by name (imports every family)."""
+    return {name: student_class(name) for name in NAMES}
 
 
 def load_student(folder: Path) -> Student:
@@ -45,4 +57,5 @@ def load_student(folder: Path) -> Student:
     return student_class(read_header(folder)["kind"]).load(folder)
 
 
-__all__ = ["REGISTRY", "Student", "TrainingData", "load_student", "student_class"]
+__all__ = ["FAMILIES", "NAMES", "QUANTIZABLE", "Student", "TrainingData", "load_student", "registry",
+           "student_class"]

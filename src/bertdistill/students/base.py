@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from bertdistill.config import StudentsConfig
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluation.metrics import Scorer
+
+if TYPE_CHECKING:  # a type only: loading the registry does not import scikit-learn
+    from bertdistill.evaluation.metrics import Scorer
 
 STUDENT_FORMAT = "bertdistill-student"
 

@@ -58,7 +58,6 @@ class NeuralStudent:
     config_fields: ClassVar[tuple[str, ...]] = ("seed", "neural")
     family: ClassVar[str] = "neural"
     derived_from: ClassVar[str | None] = None
-    quantizable: ClassVar[bool] = True  # whether `NAME-int8` (its ONNX export with int8 weights) is registered
     session_ = None  # ONNX Runtime session for single texts, built on first use
     numpy_ = None  # families that predict in numpy: their arrays, built on first use
 

@@ -45,7 +45,6 @@ class StaticModule(nn.Module):
 
 class StaticStudent(NeuralStudent):
     kind = "static"
-    quantizable = False  # nothing to gain: no matrix products but the head
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
