@@ -46,18 +46,23 @@ class SubwordEncoder:
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         return [self.id_map[np.asarray(ids, dtype=np.int64)] for ids in encoded]
 
-    def encode_each(self, texts: list[str]) -> list[np.ndarray]:
-        """`encode` through the Rust tokenizer directly, without the Python wrapper's per-call overhead (the
-        same ids: special tokens added, truncated to max_length)."""
+    def fast_tokenizer(self):
+        """The Rust tokenizer alone (a `tokenizers.Tokenizer`), set to give the ids of `encode` before the id map:
+        special tokens added, truncated to max_length, no padding. Exported bundles ship it as tokenizer.json."""
         if self.fast_ is None:
             from tokenizers import Tokenizer
 
             self.fast_ = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
             self.fast_.enable_truncation(self.max_length)
             self.fast_.no_padding()
+        return self.fast_
+
+    def encode_each(self, texts: list[str]) -> list[np.ndarray]:
+        """`encode` through `fast_tokenizer`, without the Python wrapper's per-call overhead (the same ids)."""
+        fast = self.fast_tokenizer()
         if len(texts) == 1:
-            return [self.id_map[self.fast_.encode(texts[0]).ids]]
-        return [self.id_map[e.ids] for e in self.fast_.encode_batch(texts)]
+            return [self.id_map[fast.encode(texts[0]).ids]]
+        return [self.id_map[e.ids] for e in fast.encode_batch(texts)]
 
     def save(self, folder: Path) -> None:
         self.tokenizer.save_pretrained(folder / "tokenizer")

@@ -1,0 +1,1 @@
+"""Shipping a trained model without bertdistill: self-contained bundles of students and ensembles."""

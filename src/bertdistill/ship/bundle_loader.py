@@ -1,0 +1,225 @@
+"""Load this bundle and predict with it; needs numpy, and onnxruntime and tokenizers only for models that use them.
+
+    import bundle
+    model = bundle.load()                        # this file's folder; or bundle.load("path/to/bundle")
+    model.predict(["what a lovely day"])         # one label per text (multilabel: a list of labels per text)
+    model.predict_proba(["what a lovely day"])   # (n, k) float32 probabilities, columns in model.label_names
+
+or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per line from stdin) prints JSON.
+
+`bundle.json` says what the model is:
+- "tfidf": word and character n-gram TF-IDF into a linear layer, in numpy and `re` only (the n-grams are
+  counted exactly as scikit-learn's TfidfVectorizer counts them);
+- "static": the mean of a token table's SIF-weighted rows into a linear layer (numpy, `tokenizers`);
+- "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
+- "ensemble": a weighted mean of the probabilities of the bundles in `members/`.
+Written by `bertdistill export`; nothing here imports bertdistill, PyTorch or scikit-learn.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+FORMAT, VERSION = "bertdistill-bundle", 1
+
+
+def load(folder: str | Path | None = None) -> "Model":
+    """The model of the bundle in `folder` (default: the folder of this file)."""
+    folder = Path(folder) if folder is not None else Path(__file__).resolve().parent
+    spec = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    if (spec.get("format"), spec.get("version")) != (FORMAT, VERSION):
+        raise ValueError(f"{folder}: not a {FORMAT} version {VERSION} folder")
+    return Model(spec, PREDICTORS[spec["model"]](folder, spec))
+
+
+class Model:
+    """Probabilities and labels: softmax and the top class, or for multilabel a sigmoid per label and every label
+    whose probability reaches its threshold (tuned on val by the evaluation; 0.5 where it was not run)."""
+
+    def __init__(self, spec: dict, predictor):
+        self.name, self.label_names = spec["name"], spec["label_names"]
+        self.multilabel = spec["task"] == "multilabel"
+        self.thresholds = np.asarray(spec["thresholds"]) if self.multilabel else None
+        self.predictor = predictor
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("give a list of texts, not one string")
+        return self.predictor.predict_proba(list(texts))
+
+    def predict(self, texts: list[str]) -> list[str] | list[list[str]]:
+        probs = self.predict_proba(texts)
+        if not self.multilabel:
+            return [self.label_names[i] for i in probs.argmax(axis=1)]
+        return [[name for name, on in zip(self.label_names, row >= self.thresholds) if on] for row in probs]
+
+
+class Student:
+    """Base of the single models: (n, k) float32 logits -> probabilities."""
+
+    def __init__(self, spec: dict):
+        self.n_labels, self.multilabel = len(spec["label_names"]), spec["task"] == "multilabel"
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        logits = self.logits(texts)
+        if self.multilabel:
+            return 1.0 / (1.0 + np.exp(-logits))
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+class TfidfLinear(Student):
+    """logits = W . [tfidf_1(text), tfidf_2(text), ...] + b: each vectorizer's row l2-normalised on its own."""
+
+    def __init__(self, folder: Path, spec: dict):
+        super().__init__(spec)
+        arrays = np.load(folder / "tfidf.npz", allow_pickle=False)
+        vectorizers = json.loads((folder / "tfidf.json").read_text(encoding="utf-8"))
+        self.vectorizers = [Vectorizer(v, arrays[f"idf_{i}"]) for i, v in enumerate(vectorizers)]
+        self.offsets = np.cumsum([0] + [len(v.index) for v in self.vectorizers])[:-1]  # first column of each
+        self.weight_rows = arrays["coef"].astype(np.float64).T  # (features, k)
+        self.bias = arrays["intercept"].astype(np.float64)
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), len(self.bias)), dtype=np.float32)
+        for row, text in enumerate(texts):
+            total = self.bias.copy()
+            for vectorizer, offset in zip(self.vectorizers, self.offsets):
+                columns, values = vectorizer.features(text)
+                total += values @ self.weight_rows[columns + offset]
+            out[row] = total
+        return out
+
+
+class Vectorizer:
+    """A fitted TfidfVectorizer (analyzer "word", "char" or "char_wb"; no stop words, no accent stripping)."""
+
+    def __init__(self, spec: dict, idf: np.ndarray):
+        self.analyzer, (self.min_n, self.max_n) = spec["analyzer"], spec["ngram_range"]
+        self.lowercase, self.sublinear_tf = spec["lowercase"], spec["sublinear_tf"]
+        self.tokens = re.compile(spec["token_pattern"]).findall
+        self.index = {term: column for column, term in enumerate(spec["vocabulary"])}
+        self.idf = idf.astype(np.float64)
+
+    def ngrams(self, text: str) -> list[str]:
+        if self.lowercase:
+            text = text.lower()
+        sizes = range(self.min_n, self.max_n + 1)
+        if self.analyzer == "word":  # token n-grams joined by one space
+            tokens = self.tokens(text)
+            return [" ".join(tokens[i:i + n]) for n in sizes for i in range(len(tokens) - n + 1)]
+        if self.analyzer == "char":  # every window of the text with whitespace runs made one space
+            text = re.sub(r"\s\s+", " ", text)
+            return [text[i:i + n] for n in sizes for i in range(len(text) - n + 1)]
+        grams = []  # char_wb: windows inside each space-padded word; a word shorter than n counts once, whole
+        for word in text.split():
+            padded = f" {word} "
+            for n in sizes:
+                if n >= len(padded):
+                    grams.append(padded)
+                    break
+                grams += [padded[i:i + n] for i in range(len(padded) - n + 1)]
+        return grams
+
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Columns of the vocabulary terms in `text` and their tf-idf values, l2-normalised."""
+        counts = Counter(gram for gram in self.ngrams(text) if gram in self.index)
+        columns = np.array([self.index[gram] for gram in counts], dtype=np.int64)
+        tf = np.array(list(counts.values()), dtype=np.float64)
+        if not len(columns):
+            return columns, tf
+        values = (np.log(tf) + 1.0 if self.sublinear_tf else tf) * self.idf[columns]
+        return columns, values / math.sqrt(values @ values)
+
+
+class StaticEmbedding(Student):
+    """logits = (sum of the tokens' SIF-scaled table rows) / (sum of their SIF weights) . head + bias."""
+
+    def __init__(self, folder: Path, spec: dict):
+        super().__init__(spec)
+        self.encode = encoder(folder, spec["encoder"])
+        arrays = np.load(folder / "static.npz", allow_pickle=False)
+        self.table, self.weights = arrays["scaled_table"], arrays["sif_weights"]
+        self.head, self.bias = arrays["head"], arrays["bias"]
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), len(self.bias)), dtype=np.float32)
+        for row, ids in enumerate(self.encode(texts)):
+            out[row] = self.table[ids].sum(0) @ self.head / max(self.weights[ids].sum(), 1e-9) + self.bias
+        return out
+
+
+class OnnxNetwork(Student):
+    """model.onnx takes one unpadded text: input_ids and attention_mask (1, length) -> logits (1, k)."""
+
+    def __init__(self, folder: Path, spec: dict):
+        import onnxruntime
+
+        super().__init__(spec)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1  # a small model gains nothing from more
+        self.session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
+                                                    providers=["CPUExecutionProvider"])
+        self.encode = encoder(folder, spec["encoder"])
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.n_labels), dtype=np.float32)
+        for row, ids in enumerate(self.encode(texts)):
+            ids = ids[None, :]
+            out[row] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+        return out
+
+
+class Ensemble:
+    """sum_i weight_i * probabilities of member i (weights sum to 1)."""
+
+    def __init__(self, folder: Path, spec: dict):
+        self.members = [(member["weight"], load(folder / member["folder"])) for member in spec["members"]]
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        total = sum(weight * model.predict_proba(texts).astype(np.float64) for weight, model in self.members)
+        return np.asarray(total, dtype=np.float32)
+
+
+def encoder(folder: Path, spec: dict):
+    """texts -> list of int64 id arrays, as the student encoded its training texts."""
+    if spec["kind"] == "subword":  # the pretrained tokenizer (truncation stored in it), then compact ids
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        id_map = np.load(folder / "token_ids.npz", allow_pickle=False)["id_map"]
+        return lambda texts: [id_map[encoding.ids] for encoding in tokenizer.encode_batch(texts)]
+    # "word": lower-cased words and punctuation, the first max_length kept, unknown ones (and an empty text) UNK
+    words = json.loads((folder / "words.json").read_text(encoding="utf-8"))
+    index, unknown = {word: i for i, word in enumerate(words)}, spec["unknown_id"]
+    tokens, max_length = re.compile(spec["pattern"]).findall, spec["max_length"]
+
+    def encode(texts: list[str]) -> list[np.ndarray]:
+        ids = ([index.get(token, unknown) for token in tokens(text.lower())[:max_length]] for text in texts)
+        return [np.array(row or [unknown], dtype=np.int64) for row in ids]
+
+    return encode
+
+
+PREDICTORS = {"tfidf": TfidfLinear, "static": StaticEmbedding, "onnx": OnnxNetwork, "ensemble": Ensemble}
+
+
+def main(texts: list[str]) -> None:
+    model = load()
+    texts = texts or [line.rstrip("\n") for line in sys.stdin]
+    rows = zip(texts, model.predict(texts), model.predict_proba(texts).tolist())
+    print(json.dumps([{"text": text, "label": label, "probabilities": dict(zip(model.label_names, probs))}
+                      for text, label, probs in rows], ensure_ascii=False, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
