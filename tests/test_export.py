@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_multiclass, make_multilabel
 
 from bertdistill.config import NeuralConfig, StudentsConfig, config_from_dict
 from bertdistill.core import files
@@ -19,9 +20,10 @@ from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer
 from bertdistill.names import TEACHER_ROWS
 from bertdistill.rundir import Run
-from bertdistill.ship import export
-from bertdistill.ship.export import export_bundle, exportable, load_model
+from bertdistill.ship import bundle_loader, export
+from bertdistill.ship.export import export_bundle, exportable, load_model, write_fasttext
 from bertdistill.students import TrainingData, student_class
+from bertdistill.students.fasttext_lib import FastTextLibStudent, train
 
 BANNED = ["torch", "transformers", "sklearn", "scipy", "bertdistill"]
 TWEET = "@user you are a total idiot, get off my timeline #fail"
@@ -227,3 +229,19 @@ def test_cli_export(offensive_run_dir, tmp_path, capsys):
     assert main(["export", str(offensive_run_dir), "--model", "nope", "--out", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "nope" in err[0] and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("task", ["multiclass", "multilabel"])
+def test_fasttext_bundle_hashes_and_scores_as_fasttext_does(tmp_path, task):
+    """Character n-grams, word trigrams, unicode, NUL, a label-like token: the bundle's numpy fastText (hashing,
+    buckets, one-vs-all lookup-table sigmoid) gives the library's probabilities."""
+    dataset = make_multiclass() if task == "multiclass" else make_multilabel()
+    student = FastTextLibStudent()
+    student.task_, student.label_names_ = dataset.task, dataset.label_names
+    student._write(tmp_path / "train.txt", dataset.train.texts, dataset.train.labels)
+    student.model_ = train(tmp_path / "train.txt", 1, minn=3, maxn=5, wordNgrams=3, bucket=5000, dim=16, epoch=10,
+                           loss="ova" if task == "multilabel" else "softmax")
+    spec = {**write_fasttext(tmp_path, student), "label_names": dataset.label_names, "task": dataset.task}
+    texts = TEXTS + ["__label__1 sneaky", "tab\there\x00nul", "日本語のテキスト"] + dataset.test.texts
+    np.testing.assert_allclose(bundle_loader.FastText(tmp_path, spec).predict_proba(texts),
+                               student.predict_proba(texts), atol=1e-6)

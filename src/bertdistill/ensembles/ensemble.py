@@ -214,7 +214,8 @@ def train_all(run, students: Mapping[str, object]) -> list[dict]:
         if untrained:
             raise BertdistillError(f"ensemble '{spec.name}': student(s) {', '.join(untrained)} not trained "
                                    f"(trained: {', '.join(students) or 'none'})")
-        members = {name: val_probs[name] for name in spec.members or students}
+        # by default every student that exports, so that an ensemble always ships (`bertdistill export`)
+        members = {name: val_probs[name] for name in spec.members or [n for n, s in students.items() if s.shippable]}
         candidates = candidates_key(members)
         if not _up_to_date(folder, spec, candidates):
             weights, info = choose(spec, members, students, val.labels, run.scorer,

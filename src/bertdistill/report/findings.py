@@ -10,13 +10,19 @@ Every sentence states the number, what it is compared with, and the target it is
 """
 from __future__ import annotations
 
+import re
+
 from bertdistill.evaluation.stats import verdict
 from bertdistill.names import TEACHER_INT8, TEACHER_ONNX, is_multilabel
+from bertdistill.report.formats import fixed, ms, points, signed_points, speedup
 
 INT8_SPEEDUP_TARGET, INT8_AGREEMENT_TARGET = 1.5, 0.99
 STUDENT_SHARE_TARGET = 0.97
 NEURAL_LATENCY_SHARE = 1 / 20  # with STUDENT_SHARE_TARGET: the distilled neural students' target
 ENSEMBLE_GAP_TARGET, ENSEMBLE_LATENCY_SHARE = 0.01, 0.01
+# how the ensembles stage words a budget set from the teacher's p50 it measured then; the report quotes one teacher
+# p50 only, the leaderboard's, so that second measurement is named but not quoted
+_SELECTION_P50 = re.compile(r"the PyTorch teacher's single-text p50 of [\d.]+ ms")
 
 
 def _met(condition: bool) -> str:
@@ -26,8 +32,8 @@ def _met(condition: bool) -> str:
 def _interval(ci: dict | None) -> str:
     if not ci:
         return ""
-    return (f" 95% paired bootstrap CI of the difference: [{100 * ci['low']:+.2f}, {100 * ci['high']:+.2f}] points "
-            f"({verdict(ci)}).")
+    return (f" 95% paired bootstrap CI of the difference: [{signed_points(ci['low'])}, {signed_points(ci['high'])}] "
+            f"points ({verdict(ci)}).")
 
 
 def findings(entries: list[dict], metric: str, diagnostics: dict | None = None) -> list[str]:
@@ -40,7 +46,7 @@ def findings(entries: list[dict], metric: str, diagnostics: dict | None = None) 
         lines += int8_findings(by_name, metric) + neural_findings(entries, metric, teacher)
         lines += ensemble_findings(entries, metric, teacher)
     for empty in (diagnostics or {}).get("empty_ensembles", []):
-        lines.append(f"Ensemble `{empty['name']}` is EMPTY: {empty['reason']}.")
+        lines.append(f"Ensemble `{empty['name']}` is EMPTY: {without_selection_p50(empty['reason'])}.")
     return lines
 
 
@@ -52,8 +58,8 @@ def twin_findings(entries: list[dict], metric: str) -> list[str]:
             word = "beats" if e["gain_vs_twin"] > 0 else "does not beat" if e["gain_vs_twin"] == 0 else "trails"
             twin_score = e["metrics"][metric] - e["gain_vs_twin"]
             lines.append(f"Distilled `{e['name']}` {word} its hard-label twin `{e['twin']}`: "
-                         f"{100 * e['gain_vs_twin']:+.2f} points of test {metric} "
-                         f"({100 * e['metrics'][metric]:.2f} vs {100 * twin_score:.2f})."
+                         f"{signed_points(e['gain_vs_twin'])} points of test {metric} "
+                         f"({points(e['metrics'][metric])} vs {points(twin_score)})."
                          + _interval(e.get("ci_vs_twin")))
     return lines
 
@@ -64,11 +70,12 @@ def onnx_findings(by_name: dict[str, dict], teacher: dict) -> list[str]:
         if name not in by_name:
             continue
         e = by_name[name]
-        speedup, agreement = teacher["latency_ms"]["p50"] / e["latency_ms"]["p50"], e["fidelity"]["agreement"]
-        line = (f"Teacher on {label}: {speedup:.2f}x the PyTorch fp32 speed (p50 {e['latency_ms']['p50']:.2f} vs "
-                f"{teacher['latency_ms']['p50']:.2f} ms), agreement with the PyTorch teacher {100 * agreement:.1f}%.")
+        ratio, agreement = teacher["latency_ms"]["p50"] / e["latency_ms"]["p50"], e["fidelity"]["agreement"]
+        line = (f"Teacher on {label}: {speedup(ratio)} the PyTorch fp32 speed (p50 {ms(e['latency_ms']['p50'])} vs "
+                f"{ms(teacher['latency_ms']['p50'])} ms), agreement with the PyTorch teacher "
+                f"{fixed(100 * agreement, 1)}%.")
         if name == TEACHER_INT8:
-            met = speedup >= INT8_SPEEDUP_TARGET and agreement >= INT8_AGREEMENT_TARGET
+            met = ratio >= INT8_SPEEDUP_TARGET and agreement >= INT8_AGREEMENT_TARGET
             line += (f" Target >= {INT8_SPEEDUP_TARGET}x and >= {100 * INT8_AGREEMENT_TARGET:.0f}% agreement: "
                      f"{_met(met)}.")
         lines.append(line)
@@ -82,11 +89,11 @@ def student_findings(entries: list[dict], metric: str, teacher: dict) -> list[st
     best = max(students, key=lambda e: e["metrics"][metric])
     fastest = min(students, key=lambda e: e["latency_ms"]["p50"])
     share = best["metrics"][metric] / teacher["metrics"][metric]
-    return [f"Best single student `{best['name']}`: {100 * best['metrics'][metric]:.2f} test {metric} = "
-            f"{100 * share:.1f}% of the teacher's {100 * teacher['metrics'][metric]:.2f} "
+    return [f"Best single student `{best['name']}`: {points(best['metrics'][metric])} test {metric} = "
+            f"{fixed(100 * share, 1)}% of the teacher's {points(teacher['metrics'][metric])} "
             f"(target >= {100 * STUDENT_SHARE_TARGET:.0f}%: {_met(share >= STUDENT_SHARE_TARGET)}), "
-            f"{best['speedup_vs_teacher']:.0f}x faster. Fastest student `{fastest['name']}`: p50 "
-            f"{fastest['latency_ms']['p50']:.3f} ms."]
+            f"{speedup(best['speedup_vs_teacher'])} faster. Fastest student `{fastest['name']}`: p50 "
+            f"{ms(fastest['latency_ms']['p50'])} ms."]
 
 
 def int8_findings(by_name: dict[str, dict], metric: str) -> list[str]:
@@ -97,10 +104,10 @@ def int8_findings(by_name: dict[str, dict], metric: str) -> list[str]:
         if source is None:
             continue
         score, fp32 = e["metrics"][metric], source["metrics"][metric]
-        lines.append(f"Int8 `{e['name']}`: {100 * score:.2f} test {metric} vs {100 * fp32:.2f} for the fp32 "
-                     f"`{source['name']}` ({100 * (score - fp32):+.2f} points), p50 {e['latency_ms']['p50']:.3f} vs "
-                     f"{source['latency_ms']['p50']:.3f} ms "
-                     f"({source['latency_ms']['p50'] / e['latency_ms']['p50']:.1f}x faster).")
+        lines.append(f"Int8 `{e['name']}`: {points(score)} test {metric} vs {points(fp32)} for the fp32 "
+                     f"`{source['name']}` ({signed_points(score - fp32)} points), p50 {ms(e['latency_ms']['p50'])} "
+                     f"vs {ms(source['latency_ms']['p50'])} ms "
+                     f"({speedup(source['latency_ms']['p50'] / e['latency_ms']['p50'])} faster).")
     return lines
 
 
@@ -121,14 +128,14 @@ def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str
               "of its latency")
     if not fast:
         fastest = min(neural, key=lambda e: e["latency_ms"]["p50"])
-        return [f"No distilled neural student runs within {budget:.3f} ms (1/{1 / NEURAL_LATENCY_SHARE:.0f} of the "
-                f"teacher's p50); the fastest, `{fastest['name']}`, takes {fastest['latency_ms']['p50']:.3f} ms "
+        return [f"No distilled neural student runs within {ms(budget)} ms (1/{1 / NEURAL_LATENCY_SHARE:.0f} of the "
+                f"teacher's p50); the fastest, `{fastest['name']}`, takes {ms(fastest['latency_ms']['p50'])} ms "
                 f"({target}: {_met(False)})."]
     top = max(fast, key=lambda e: e["metrics"][metric])
     share = top["metrics"][metric] / teacher["metrics"][metric]
     return [f"Best distilled neural student within 1/{1 / NEURAL_LATENCY_SHARE:.0f} of the teacher's latency: "
-            f"`{top['name']}`, {100 * top['metrics'][metric]:.2f} test {metric} = {100 * share:.1f}% of the "
-            f"teacher's, at p50 {top['latency_ms']['p50']:.3f} ms = 1/"
+            f"`{top['name']}`, {points(top['metrics'][metric])} test {metric} = {fixed(100 * share, 1)}% of the "
+            f"teacher's, at p50 {ms(top['latency_ms']['p50'])} ms = 1/"
             f"{teacher['latency_ms']['p50'] / top['latency_ms']['p50']:.0f} of its "
             f"({target}: {_met(share >= STUDENT_SHARE_TARGET)})."]
 
@@ -142,10 +149,15 @@ def ensemble_findings(entries: list[dict], metric: str, teacher: dict) -> list[s
         share = e["latency_ms"]["p50"] / teacher["latency_ms"]["p50"]
         met = gap >= -ENSEMBLE_GAP_TARGET - 1e-9 and share <= ENSEMBLE_LATENCY_SHARE  # 1e-9: float rounding
         lines.append(f"Ensemble `{e['name']}` ({', '.join(e['hyperparameters']['weights'])}): "
-                     f"{100 * e['metrics'][metric]:.2f} test {metric}, {100 * gap:+.2f} points vs the teacher, at "
-                     f"p50 {e['latency_ms']['p50']:.3f} ms = 1/{1 / share:.0f} of the teacher's. Target within 1 "
+                     f"{points(e['metrics'][metric])} test {metric}, {signed_points(gap)} points vs the teacher, "
+                     f"at p50 {ms(e['latency_ms']['p50'])} ms = 1/{1 / share:.0f} of the teacher's. Target within 1 "
                      f"point at <= 1/100 of the latency: {_met(met)}." + _interval(e.get("ci_vs_teacher")))
     return lines
+
+
+def without_selection_p50(text: str) -> str:
+    """A budget's wording with the teacher p50 measured when the ensemble was chosen named, not quoted."""
+    return _SELECTION_P50.sub("the PyTorch teacher's single-text p50 when the ensemble was chosen", text)
 
 
 def ensemble_blocks(entries: list[dict], metric: str, diagnostics: dict) -> list[tuple]:
@@ -156,11 +168,12 @@ def ensemble_blocks(entries: list[dict], metric: str, diagnostics: dict) -> list
             continue
         params = e["hyperparameters"]
         members = ", ".join(f"{name} {weight:.2f}" for name, weight in params["weights"].items())
-        budget = f"{params['budget_ms']:.4f} ms ({params['budget_basis']})" if "budget_ms" in params else ""
-        rows.append([e["name"], params["method"], members, f"{100 * params.get('val_score', float('nan')):.2f}",
-                     budget, f"{e['latency_ms']['p50']:.3f}", f"{100 * e['metrics'][metric]:.2f}"])
+        budget = (f"{ms(params['budget_ms'])} ms ({without_selection_p50(params['budget_basis'])})"
+                  if "budget_ms" in params else "")
+        rows.append([e["name"], params["method"], members, points(params.get("val_score", float("nan"))),
+                     budget, ms(e["latency_ms"]["p50"]), points(e["metrics"][metric])])
     for empty in diagnostics.get("empty_ensembles", []):
-        rows.append([empty["name"], "greedy", "EMPTY", "", empty["reason"], "", ""])
+        rows.append([empty["name"], "greedy", "EMPTY", "", without_selection_p50(empty["reason"]), "", ""])
     if not rows:
         return []
     return [("h2", "Ensembles"),
@@ -173,8 +186,9 @@ def uncertainty_blocks(diagnostics: dict, metric: str) -> list[tuple]:
     comparisons = diagnostics.get("comparisons") or []
     if not comparisons:
         return []
-    rows = [[c["model"], c["versus"], f"{100 * c['difference']:+.2f}",
-             f"[{100 * c['low']:+.2f}, {100 * c['high']:+.2f}]", f"{100 * c['share_a_better']:.1f}%", verdict(c)]
+    rows = [[c["model"], c["versus"], signed_points(c["difference"]),
+             f"[{signed_points(c['low'])}, {signed_points(c['high'])}]", f"{fixed(100 * c['share_a_better'], 1)}%",
+             verdict(c)]
             for c in comparisons]
     resamples = comparisons[0]["resamples"]
     return [("h2", "Uncertainty"),
@@ -197,8 +211,8 @@ def dark_knowledge_blocks(diagnostics: dict) -> list[tuple]:
     header = ["model", *knowledge["label_names"]]
     for i, example in enumerate(knowledge["examples"], 1):
         gold = example["gold"] if isinstance(example["gold"], str) else ", ".join(example["gold"]) or "none"
-        rows = [[f"teacher {t}", *(f"{p:.3f}" for p in probs)] for t, probs in example["teacher"].items()]
-        rows += [[name, *(f"{p:.3f}" for p in probs)] for name, probs in example["models"].items()]
+        rows = [[f"teacher {t}", *(fixed(p, 3) for p in probs)] for t, probs in example["teacher"].items()]
+        rows += [[name, *(fixed(p, 3) for p in probs)] for name, probs in example["models"].items()]
         text = example["text"] if len(example["text"]) <= 300 else example["text"][:300] + "…"
-        blocks += [("h3", f"Example {i} (gold: {gold})"), ("p", f"“{text}”"), ("table", header, rows)]
+        blocks += [("h3", f"Example {i} (gold: {gold})"), ("quote", text), ("table", header, rows)]
     return blocks

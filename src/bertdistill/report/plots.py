@@ -1,4 +1,5 @@
-"""The report's figures as PNG bytes: quality vs latency with its Pareto front, and reliability diagrams."""
+"""The report's figures as PNG bytes: the quality-vs-latency chart (chart.py's scene, drawn with matplotlib so that
+the PNG in report.md is the chart of the page and report.html) and reliability diagrams."""
 from __future__ import annotations
 
 import io as bytes_io
@@ -7,44 +8,43 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
+from matplotlib.patches import Circle, FancyBboxPatch  # noqa: E402
 
-from bertdistill.names import is_multilabel
+from bertdistill.names import is_multilabel  # noqa: E402
+from bertdistill.report import chart  # noqa: E402
 
-ROLE_STYLE = {"teacher": ("#d62728", "*"), "baseline": ("#7f7f7f", "o"), "distilled": ("#1f77b4", "D"),
-              "ensemble": ("#2ca02c", "s")}
-
-
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both axes (lower latency x, higher quality y), by x."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], float("-inf")
-    for i in order:
-        if points[i][1] > best:
-            front.append(i)
-            best = points[i][1]
-    return front
+PIXELS_PER_INCH = 72  # one scene pixel is one point: font sizes and line widths carry over unchanged
+_ALIGN = {"start": "left", "middle": "center", "end": "right"}
 
 
-def quality_vs_latency(entries: list[dict], metric: str, title: str = "Quality vs latency") -> bytes:
-    """Every model at (single-text p50, test metric); the Pareto front joined by a line."""
-    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    points = [(e["latency_ms"]["p50"], 100 * e["metrics"][metric]) for e in entries]
-    for entry, (x, y) in zip(entries, points):
-        color, marker = ROLE_STYLE.get(entry["role"], ("black", "x"))
-        axes.scatter(x, y, color=color, marker=marker, s=70, label=entry["role"], zorder=3)
-        axes.annotate(entry["name"], (x, y), fontsize=7, xytext=(5, 4), textcoords="offset points")
-    front = pareto_front(points)
-    axes.step([points[i][0] for i in front], [points[i][1] for i in front], where="post", color="#2ca02c",
-              alpha=0.5, linestyle="--", label="Pareto front", zorder=2)
-    axes.set_xscale("log")
-    axes.set_xlabel("single-text latency p50, ms (log scale, end to end)")
-    axes.set_ylabel(f"test {metric} x 100")
-    axes.set_title(title)
-    axes.grid(True, which="both", alpha=0.3)
-    handles, labels = axes.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
-    axes.legend(unique.values(), unique.keys(), loc="lower right", fontsize=8)
-    return _png(figure)
+def draw(scene: chart.Scene, dpi: int = 144) -> bytes:
+    """A chart scene as PNG, pixel for pixel (at dpi / 72 times the size)."""
+    figure = plt.figure(figsize=(scene.width / PIXELS_PER_INCH, scene.height / PIXELS_PER_INCH), dpi=dpi)
+    axes = figure.add_axes((0, 0, 1, 1))
+    axes.set_xlim(0, scene.width)
+    axes.set_ylim(scene.height, 0)  # y grows downwards, as in SVG
+    axes.axis("off")
+    for mark in scene.marks:
+        for inner in mark.marks if isinstance(mark, chart.Group) else [mark]:
+            _draw(axes, inner)
+    return _png(figure, tight=False)
+
+
+def _draw(axes, mark) -> None:
+    if isinstance(mark, chart.Line):
+        axes.plot([mark.x1, mark.x2], [mark.y1, mark.y2], color=mark.color, linewidth=mark.width,
+                  linestyle=(0, (5, 3)) if mark.dashed else "-", solid_capstyle="butt")
+    elif isinstance(mark, chart.Dot):
+        axes.add_patch(Circle((mark.x, mark.y), mark.radius, facecolor=mark.color, edgecolor=chart.PAPER,
+                              linewidth=1, zorder=3))
+    elif isinstance(mark, chart.Badge):
+        box = mark.box
+        axes.add_patch(FancyBboxPatch((box.x, box.y), box.w, box.h, boxstyle="round,pad=0,rounding_size=4",
+                                      facecolor=mark.color, edgecolor="none", zorder=4))
+        _draw(axes, chart.badge_text(mark))
+    else:
+        axes.text(mark.x, mark.y, mark.text, fontsize=mark.size, color=mark.color, ha=_ALIGN[mark.anchor],
+                  va="baseline", fontweight="bold" if mark.bold else "normal", zorder=5)
 
 
 def reliability_diagram(calibration: dict[str, dict], task: str) -> bytes:
@@ -65,8 +65,9 @@ def reliability_diagram(calibration: dict[str, dict], task: str) -> bytes:
     return _png(figure)
 
 
-def _png(figure) -> bytes:
-    figure.tight_layout()
+def _png(figure, tight: bool = True) -> bytes:
+    if tight:
+        figure.tight_layout()
     buffer = bytes_io.BytesIO()
     figure.savefig(buffer, format="png")
     plt.close(figure)

@@ -1,4 +1,5 @@
-"""What keeps bad requests at 4xx: a body guard (size limit, UTF-8) and error handlers with one message format.
+"""What keeps bad requests at 4xx: a body guard (JSON media type, size limit, UTF-8) and error handlers with one
+message format.
 
 The guard is plain ASGI and checks the body as it streams in, so an oversized or chunked upload is refused
 without being buffered. Raising FastAPI's HTTPException from `receive` is deliberate: FastAPI re-raises it
@@ -16,7 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 class RequestGuard:
-    """Refuse bodies over `max_bytes` (413) and bodies that are not UTF-8 (400), as they arrive."""
+    """Refuse a POST whose Content-Type is not JSON (415: every POST route takes a JSON body), bodies over
+    `max_bytes` (413) and bodies that are not UTF-8 (400), as they arrive."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
@@ -25,7 +27,10 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
+        headers = dict(scope["headers"])
+        if scope["method"] == "POST" and not _is_json(headers.get(b"content-type", b"")):
+            return await _send_error(send, 415, "send the body as JSON, with Content-Type: application/json")
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             return await _send_error(send, 413, self._too_large())
         seen = 0
@@ -49,6 +54,13 @@ class RequestGuard:
 
     def _too_large(self) -> str:
         return f"request body larger than {self.max_bytes} bytes; send fewer or shorter texts"
+
+
+def _is_json(content_type: bytes) -> bool:
+    """application/json or any +json type, parameters such as charset allowed."""
+    media_type = content_type.split(b";")[0].strip().lower()
+    return media_type == b"application/json" or (media_type.startswith(b"application/")
+                                                  and media_type.endswith(b"+json"))
 
 
 async def _send_error(send: Send, status: int, detail: str) -> None:

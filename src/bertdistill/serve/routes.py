@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
+from bertdistill.report.chart import DEFAULT_WIDTH
 from bertdistill.serve.catalog import Catalog, UnknownModel
 from bertdistill.serve.schemas import (
     ErrorResponse,
@@ -30,8 +31,11 @@ _MEANING = {
     400: "the body is not UTF-8",
     404: "no such model (or no plot in this run)",
     413: "the request body is too large",
-    422: "malformed JSON, a missing, empty, whitespace-only or too long text, too many texts, an unknown model",
+    415: "the body is not sent as Content-Type: application/json",
+    422: "malformed JSON, a missing, empty or whitespace-only text, too many texts, an unknown model, a query "
+         "parameter out of range",
 }
+SVG_HEADERS = {"Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"}
 
 
 def errors(*codes: int) -> dict:
@@ -72,7 +76,7 @@ def leaderboard(catalog: CatalogDep) -> list[dict]:
     return catalog.leaderboard_rows()
 
 
-@router.post("/predict", response_model=PredictResponse, responses=errors(400, 413, 422))
+@router.post("/predict", response_model=PredictResponse, responses=errors(400, 413, 415, 422))
 def predict(body: PredictRequest, catalog: CatalogDep) -> dict:
     """One text or a batch through every model (or the named ones): labels, probabilities, time, fidelity."""
     try:
@@ -82,7 +86,7 @@ def predict(body: PredictRequest, catalog: CatalogDep) -> dict:
     return {"task": catalog.task, "label_names": catalog.label_names, "results": results}
 
 
-@router.post("/models/{name}/predict", response_model=ModelResult, responses=errors(400, 404, 413, 422))
+@router.post("/models/{name}/predict", response_model=ModelResult, responses=errors(400, 404, 413, 415, 422))
 async def predict_with(name: ModelName, body: TextsRequest, catalog: CatalogDep) -> dict:
     """One model alone, without running the teacher: the fast path for putting a student behind an endpoint."""
     if catalog.is_quick(name, len(body.batch)):
@@ -95,6 +99,17 @@ def _predict_one(catalog: Catalog, name: str, texts: list[str]) -> dict:
         return catalog.predict([name], texts, compare=False)[0]
     except UnknownModel as err:
         raise HTTPException(404, str(err)) from None
+
+
+@router.get("/quality_vs_latency.svg", response_class=Response, responses={
+    200: {"content": {"image/svg+xml": {}}, "description": "the chart, `width` px wide"}, **errors(404, 422)})
+def quality_vs_latency_chart(catalog: CatalogDep, width: Annotated[int, Query(
+        ge=240, le=2000, description="the width to lay the chart out for, in CSS pixels")] = DEFAULT_WIDTH) -> Response:
+    """The leaderboard's quality-vs-latency chart, drawn for `width`: numbered dots, a legend, a tooltip per model."""
+    svg = catalog.chart(width)
+    if svg is None:
+        raise HTTPException(404, "this run has no leaderboard yet; run `bertdistill evaluate`")
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
 
 
 @router.get("/quality_vs_latency.png", response_class=FileResponse, responses={

@@ -11,7 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from bertdistill.names import Task
 
-MAX_TEXT_CHARS = 5_000  # longer texts are refused (422); BERT truncates at its max_length tokens anyway
+MAX_TEXT_CHARS = 5_000  # a longer text is predicted on its first 5,000 characters, and the answer says so
 MAX_BATCH = 64  # texts per request
 MAX_BODY_BYTES = 1 << 20  # the whole request body (413 beyond it)
 # a character that is not whitespace by str.isspace(), spelled out: `\S` differs between Python's regexes and the
@@ -29,8 +29,9 @@ def _check_text(text: str) -> str:
     return text
 
 
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS, json_schema_extra={"pattern": NON_BLANK},
-                            description=f"raw text, 1 to {MAX_TEXT_CHARS} characters, not only whitespace"),
+Text = Annotated[str, Field(min_length=1, json_schema_extra={"pattern": NON_BLANK},
+                            description=f"raw text, not only whitespace; only its first {MAX_TEXT_CHARS} characters "
+                                        "are predicted (each prediction's `truncated` says whether it was cut)"),
                  AfterValidator(_check_text)]
 MODEL_NAME_MARK = "x-bertdistill-model-name"  # app.py lists the run's models as this schema's enum
 ModelName = Annotated[str, Field(min_length=1, max_length=200, description="a name from GET /api/models",
@@ -85,7 +86,15 @@ class Prediction(BaseModel):
     logits: list[float] | None = Field(None, description="the teacher's raw logits (teacher only): its "
                                        "distribution at temperature T is softmax(logits / T) for multiclass, "
                                        "sigmoid(logits / T) per label for multilabel")
+    text_chars: int = Field(description="the length of the text as sent, in characters (Unicode code points)")
+    truncated: bool = Field(description=f"whether the text was longer than {MAX_TEXT_CHARS} characters, so that "
+                                        f"only its first {MAX_TEXT_CHARS} were predicted")
     cosine_to_teacher: float | None = Field(None, description="cosine similarity of the probability vectors")
+    js_divergence_to_teacher: float | None = Field(None, ge=0, le=1, description=(
+        "Jensen-Shannon divergence from the teacher's probabilities, in bits: 0 = the same distribution, 1 = "
+        "disjoint; multilabel: the mean over labels of the divergence between the per-label Bernoulli "
+        "distributions (p, 1 - p). It separates models where cosine cannot (about 0.999 for every confident "
+        "model of a two-class task)"))
     agreement_with_teacher: float | None = Field(None, description="1 or 0: same top class (multiclass); "
                                                  "fraction of labels on the same side of 0.5 (multilabel)")
 
@@ -99,7 +108,12 @@ class ModelResult(BaseModel):
     time_ms: float = Field(description="wall time of this model's predict call on the whole batch, raw strings "
                                        "in, probabilities out, measured in the server")
     time_ms_per_text: float
-    speedup_vs_teacher: float | None = Field(None, description="teacher time / this model's time, this request")
+    speedup_vs_teacher: float | None = Field(None, description="teacher time / this model's time on this request "
+                                             "only: one timing, noisy; the model's speed is the leaderboard's")
+    leaderboard_p50_ms: float | None = Field(None, description="the model's single-text p50 on the leaderboard "
+                                             "(null before `bertdistill evaluate`): read time_ms against it")
+    leaderboard_speedup_vs_teacher: float | None = Field(None, description="teacher p50 / this model's p50, from "
+                                                         "the leaderboard")
     predictions: list[Prediction]
 
 
@@ -164,7 +178,8 @@ class RunInfo(BaseModel):
     metric: str
     examples: list[Example] = Field(description="a few texts of the test split (empty if the data is not here)")
     environment: dict[str, Any] | None = Field(None, description="where the leaderboard was measured")
-    has_plot: bool = Field(description="whether GET /api/quality_vs_latency.png exists")
+    has_plot: bool = Field(description="whether GET /api/quality_vs_latency.png exists (written by `bertdistill "
+                                       "report`; GET /api/quality_vs_latency.svg needs only the leaderboard)")
     max_text_chars: int = MAX_TEXT_CHARS
     max_batch: int = MAX_BATCH
 

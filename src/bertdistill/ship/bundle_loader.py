@@ -12,6 +12,8 @@ or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per li
   counted exactly as scikit-learn's TfidfVectorizer counts them);
 - "static": the mean of a token table's SIF-weighted rows into a linear layer (numpy, `tokenizers`);
 - "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
+- "fasttext": a supervised fastText model's matrices, run in numpy with fastText's own hashing of words, word
+  n-grams and character n-grams;
 - "ensemble": a weighted mean of the probabilities of the bundles in `members/`.
 Written by `bertdistill export`; nothing here imports bertdistill, PyTorch or scikit-learn.
 """
@@ -179,6 +181,95 @@ class OnnxNetwork(Student):
         return out
 
 
+class FastText(Student):
+    """fastText's supervised prediction: the mean of the input-matrix rows of a line's words (or their character
+    n-grams), word n-grams and end-of-line token, through the output matrix (softmax, or a sigmoid per label for
+    one-vs-all). Ids are computed as fastText's Dictionary computes them, 32- and 64-bit overflow included."""
+
+    def __init__(self, folder: Path, spec: dict):
+        super().__init__(spec)
+        arrays = np.load(folder / "fasttext.npz", allow_pickle=False)
+        self.input, output = arrays["input"], arrays["output"]
+        self.output = np.zeros_like(output)
+        self.output[spec["label_order"]] = output  # fastText's rows are by label frequency: put them in our order
+        self.words = {word: i for i, word in enumerate(json.loads((folder / "words.json").read_text("utf-8")))}
+        self.pattern = re.compile(spec["pattern"])
+        self.minn, self.maxn, self.word_ngrams, self.bucket = spec["minn"], spec["maxn"], spec["word_ngrams"], spec[
+            "bucket"]
+        self.subwords = {}  # in-vocabulary words' ids with their character n-grams, computed once
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        out = np.empty((len(texts), self.n_labels), dtype=np.float32)
+        for row, text in enumerate(texts):
+            line = " ".join(self.pattern.sub(r" \1 ", text.lower()).replace("\0", " ").split())
+            hidden = self.input[self.ids(line.split(" ") + ["</s>"] if line else ["</s>"])].mean(axis=0)
+            out[row] = self.output @ hidden  # their softmax (sigmoid for one-vs-all) is fastText's probability
+        return out
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        if not self.multilabel:
+            return super().predict_proba(texts)
+        # one-vs-all: fastText's sigmoid is a lookup table of 513 steps over [-8, 8] (float32), 0 / 1 outside
+        x = self.logits(texts)
+        steps = ((x + np.float32(8)) * np.float32(512) / np.float32(8) / np.float32(2)).astype(np.int64)
+        table = 1.0 / (1.0 + np.exp(-(np.arange(513, dtype=np.float32) * np.float32(16) / np.float32(512) - 8)))
+        inside = table.astype(np.float32)[np.clip(steps, 0, 512)]
+        return np.where(x < -8, 0.0, np.where(x > 8, 1.0, inside)).astype(np.float32)
+
+    def ids(self, tokens: list[str]) -> list[int]:
+        ids, hashes = [], []
+        for token in tokens:
+            if token.startswith("__label__"):  # fastText reads such a token as a label, not a word
+                continue
+            wid = self.words.get(token, -1)
+            if wid >= 0:
+                ids += self.word_subwords(token, wid)
+            elif token != "</s>":
+                ids += self.char_ngrams(token)
+            hashes.append(_signed32(_fnv1a(token.encode("utf-8"))))
+        for i in range(len(hashes)):  # word n-grams: fastText's 64-bit rolling combination of word hashes
+            h = hashes[i] % 2 ** 64
+            for j in range(i + 1, min(len(hashes), i + self.word_ngrams)):
+                h = (h * 116049371 + hashes[j]) % 2 ** 64
+                ids.append(len(self.words) + h % self.bucket)
+        return ids
+
+    def word_subwords(self, word: str, wid: int) -> list[int]:
+        if self.maxn <= 0:
+            return [wid]
+        if word not in self.subwords:
+            self.subwords[word] = [wid] + ([] if word == "</s>" else self.char_ngrams(word))
+        return self.subwords[word]
+
+    def char_ngrams(self, word: str) -> list[int]:
+        """Bucket ids of the minn..maxn character n-grams of <word> (UTF-8 characters, not bytes)."""
+        data, ids = f"<{word}>".encode("utf-8"), []
+        for i in range(len(data)):
+            if data[i] & 0xC0 == 0x80:
+                continue
+            j, n = i, 1
+            while j < len(data) and n <= self.maxn:
+                j += 1
+                while j < len(data) and data[j] & 0xC0 == 0x80:
+                    j += 1
+                if n >= self.minn and not (n == 1 and (i == 0 or j == len(data))):
+                    ids.append(len(self.words) + _fnv1a(data[i:j]) % self.bucket)
+                n += 1
+        return ids
+
+
+def _fnv1a(data: bytes) -> int:
+    """fastText's 32-bit FNV-1a, each byte sign-extended first (its chars are signed)."""
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ (byte | 0xFFFFFF00 if byte & 0x80 else byte)) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def _signed32(value: int) -> int:
+    return value - 2 ** 32 if value >= 2 ** 31 else value
+
+
 class Ensemble:
     """sum_i weight_i * probabilities of member i (weights sum to 1)."""
 
@@ -210,7 +301,8 @@ def encoder(folder: Path, spec: dict):
     return encode
 
 
-PREDICTORS = {"tfidf": TfidfLinear, "static": StaticEmbedding, "onnx": OnnxNetwork, "ensemble": Ensemble}
+PREDICTORS = {"tfidf": TfidfLinear, "static": StaticEmbedding, "onnx": OnnxNetwork, "fasttext": FastText,
+              "ensemble": Ensemble}
 
 
 def main(texts: list[str]) -> None:

@@ -22,6 +22,8 @@ from bertdistill.errors import BertdistillError
 from bertdistill.names import TEACHER_ROWS, is_multilabel
 from bertdistill.rundir import Run
 from bertdistill.ship.card import RunRecords, model_card
+from bertdistill.students import student_class
+from bertdistill.students.fasttext_lib import PUNCTUATION, FastTextLibStudent
 from bertdistill.students.linear import TfidfLinear
 from bertdistill.students.neural import NeuralStudent, export_onnx
 from bertdistill.students.quantized import QuantizedStudent
@@ -54,7 +56,8 @@ def export_bundle(run_dir: Path, name: str, out: Path) -> Path:
 def exportable(run: Run) -> dict[str, list[str]]:
     """The run's trained students and saved ensembles, by kind, in config order."""
     ensembles = [spec.name for spec in run.config.ensembles]
-    return {"students": [n for n in run.config.students.include if (run.student_dir(n) / "bertdistill.json").exists()],
+    trained = [n for n in run.config.students.include if (run.student_dir(n) / "bertdistill.json").exists()]
+    return {"students": [n for n in trained if student_class(n).shippable],
             "ensembles": [n for n in ensembles if (run.out / "ensembles" / n / "bertdistill.json").exists()]}
 
 
@@ -66,6 +69,9 @@ def load_model(run_dir: Path, name: str):
     if name in TEACHER_ROWS:
         raise BertdistillError(f"'{name}' is a teacher row, not exported as a bundle (its ONNX export is in "
                                f"{run_dir / 'teacher'}); export a student or an ensemble ({choices})")
+    if name in run.config.students.include and not student_class(name).shippable:
+        raise BertdistillError(f"'{name}' has no bundle format (only its own library reads it: ship "
+                               f"{run.student_dir(name)} with that library); export another student ({choices})")
     if name not in names["students"] + names["ensembles"]:
         raise BertdistillError(f"no trained student or ensemble '{name}' in {run_dir} ({choices})")
     return pipeline.load_model(run, name)  # an empty ensemble is an error there
@@ -145,8 +151,19 @@ def _encoder(folder: Path, encoder) -> dict:
     return {"kind": "word", "max_length": encoder.max_length, "pattern": WORD_PATTERN.pattern, "unknown_id": UNK}
 
 
+def write_fasttext(folder: Path, student: FastTextLibStudent) -> dict:
+    model = student.model_
+    args = model.f.getArgs()
+    files.write_npz(folder / "fasttext.npz", input=model.get_input_matrix(), output=model.get_output_matrix())
+    files.write_json(folder / "words.json", model.words)
+    return {"model": "fasttext", "pattern": PUNCTUATION.pattern, "minn": args.minn, "maxn": args.maxn,
+            "word_ngrams": args.wordNgrams, "bucket": args.bucket,
+            "label_order": [int(label.removeprefix("__label__")) for label in model.labels]}
+
+
 # static before the other neural students: its subclass predicts in numpy, not through an ONNX graph
-WRITERS = ((TfidfLinear, _tfidf), (StaticStudent, _static), (NeuralStudent, _onnx), (QuantizedStudent, _onnx))
+WRITERS = ((TfidfLinear, _tfidf), (StaticStudent, _static), (NeuralStudent, _onnx), (QuantizedStudent, _onnx),
+           (FastTextLibStudent, write_fasttext))
 
 
 def _listing(folder: Path) -> list[tuple[str, int]]:

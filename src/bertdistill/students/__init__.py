@@ -26,6 +26,9 @@ FAMILIES: dict[str, str] = {  # name -> "module:Class" under bertdistill.student
     "minibert-kd": "minibert:DistilledMiniBertStudent",
     "static": "static:StaticStudent",
     "static-kd": "static:DistilledStaticStudent",
+    "fasttext-lib": "fasttext_lib:FastTextLibStudent",
+    "fasttext-lib-relabel": "fasttext_lib:RelabelledFastTextLibStudent",
+    "fasttext-lib-ftz": "fasttext_lib:QuantizedFastTextLibStudent",
 }
 # these neural families are also registered as `<name>-int8`: their ONNX Runtime export with int8 weights
 # (students/quantized.py); the static ones are not (no matrix products to quantize but the head)

@@ -44,6 +44,7 @@ class Student(Protocol):
     config_fields: ClassVar[tuple[str, ...]]  # the [students] fields it reads: only these retrain it when they change
     family: ClassVar[str]  # "tfidf" or "neural": which findings and budgets apply to it
     derived_from: ClassVar[str | None]  # made from another trained student of the run (an int8 export), or None
+    shippable: ClassVar[bool]  # whether `bertdistill export` has a bundle format for it (ensembles need one)
     val_score_: float  # after fit: the headline metric on val it was selected by
     params_: dict  # after fit: the hyper-parameters it was selected with (for the leaderboard)
 

@@ -119,6 +119,7 @@ class TfidfLinear:
     config_fields: ClassVar[tuple[str, ...]] = ("trials", "seed", "tfidf")
     family: ClassVar[str] = "tfidf"
     derived_from: ClassVar[str | None] = None
+    shippable: ClassVar[bool] = True
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()

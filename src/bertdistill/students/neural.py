@@ -58,6 +58,7 @@ class NeuralStudent:
     config_fields: ClassVar[tuple[str, ...]] = ("seed", "neural")
     family: ClassVar[str] = "neural"
     derived_from: ClassVar[str | None] = None
+    shippable: ClassVar[bool] = True
     session_ = None  # ONNX Runtime session for single texts, built on first use
     numpy_ = None  # families that predict in numpy: their arrays, built on first use
 

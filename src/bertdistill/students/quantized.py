@@ -39,6 +39,7 @@ class QuantizedStudent:
     config_fields: ClassVar[tuple[str, ...]]
     derived_from: ClassVar[str]
     family: ClassVar[str] = "neural"
+    shippable: ClassVar[bool] = True
 
     def __init__(self, config: StudentsConfig | None = None):
         self.config = config or StudentsConfig()

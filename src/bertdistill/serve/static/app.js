@@ -1,27 +1,11 @@
-// bertdistill serve: the page's behaviour, plain ES module, no dependencies.
+// bertdistill serve: the page's behaviour, plain ES modules, no dependencies.
 // Everything user- or data-provided is written with textContent, never as HTML.
+
+import { renderChart, renderLeaderboard, updateScrollCue } from "./board.js";
+import { $, api, count, el, formatMs, formatSpeedup, percent } from "./util.js";
 
 const PALETTE = ["#3b5bdb", "#e8590c", "#2f9e44", "#ae3ec9", "#1098ad", "#f08c00", "#c2255c", "#5c7cfa"];
 const state = { run: null, models: [], teacher: null };  // teacher: its prediction for the last text, with logits
-const $ = (id) => document.getElementById(id);
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-async function api(path, options = {}) {
-  const response = await fetch(path, options);
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || `${response.status} ${response.statusText}`);
-  return body;
-}
-
-const formatMs = (ms) => (ms < 1 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)) + " ms";
-const formatSpeedup = (x) => (x >= 10 ? x.toFixed(0) : x.toFixed(1)) + "×";
-const percent = (p) => (100 * p).toFixed(p >= 0.995 || p < 0.005 ? 0 : 1) + "%";
 
 // The teacher's distribution at temperature T: softmax(z / T) (multiclass) or sigmoid(z / T) per label.
 function soften(logits, t, task) {
@@ -64,8 +48,9 @@ function renderBars(container, probabilities, { on = [], thresholds = null, ghos
   });
 }
 
-function stat(name, value, className) {
+function stat(name, value, className, meaning) {
   const item = el("div", className);
+  item.title = meaning;
   item.append(el("dt", "", name), el("dd", "", value));
   return item;
 }
@@ -89,10 +74,18 @@ function renderModelRow(result, thresholds) {
   const bars = el("div", "bars");
   renderBars(bars, prediction.probabilities, { on: prediction.labels, thresholds });
   const stats = el("dl", "stats");
+  const p50 = result.leaderboard_p50_ms, speedup = result.leaderboard_speedup_vs_teacher;
+  const cosine = prediction.cosine_to_teacher, divergence = prediction.js_divergence_to_teacher;
   stats.append(
-    stat("time", formatMs(result.time_ms), "stat-time"),
-    stat("speed-up", result.speedup_vs_teacher === null ? "–" : formatSpeedup(result.speedup_vs_teacher), "stat-speedup"),
-    stat("cosine", prediction.cosine_to_teacher === null ? "–" : prediction.cosine_to_teacher.toFixed(3), "stat-cosine"),
+    stat("this text", formatMs(result.time_ms), "stat-time", "this request's time, measured in the server"),
+    stat("p50", p50 == null ? "–" : formatMs(p50), "stat-p50",
+         "the leaderboard's median single-text time over the test texts: the model's speed"),
+    stat("speed-up", speedup == null ? "–" : formatSpeedup(speedup), "stat-speedup",
+         "the teacher's p50 / this model's p50, from the leaderboard"),
+    stat("cosine", cosine == null ? "–" : cosine.toFixed(3), "stat-cosine",
+         "cosine similarity to the teacher's probabilities (1 = same direction)"),
+    stat("JS div.", divergence == null ? "–" : divergence.toFixed(3), "stat-js",
+         "Jensen-Shannon divergence from the teacher's probabilities, in bits (0 = the same distribution)"),
   );
   row.append(id, predicted, bars, stats);
   return row;
@@ -103,9 +96,11 @@ function renderResults(response) {
   const half = state.run.task === "multilabel" ? state.run.label_names.map(() => 0.5) : null;
   const thresholds = Object.fromEntries(state.models.map((m) => [m.name, m.thresholds ?? half]));
   $("results").replaceChildren(...response.results.map((r) => renderModelRow(r, thresholds[r.name])));
-  $("results-note").textContent = state.run.task === "multilabel"
-    ? "Per-label probabilities (independent, they need not sum to 1); ticks mark each model's threshold."
-    : "Time is measured in the server for this text; speed-up and cosine similarity are against the teacher.";
+  $("results-note").textContent = (state.run.task === "multilabel"
+    ? "Per-label probabilities (independent, they need not sum to 1); ticks mark each model's threshold. "
+    : "") + "“This text” is one request's time, measured in the server; p50 and speed-up are the " +
+    "leaderboard's; cosine and JS divergence compare with the teacher.";
+  showCut(response.results[0].predictions[0]);
   $("results-card").hidden = false;
   const teacher = response.results.find((r) => r.name === "teacher");
   state.teacher = teacher && teacher.predictions[0].logits ? teacher.predictions[0] : null;
@@ -123,6 +118,15 @@ function renderSoftened() {
   renderBars($("softened"), softened, { on: state.teacher.labels, ghost: state.teacher.probabilities });
   $("t-value").textContent = `T = ${t.toFixed(1)}`;
   $("t-legend").textContent = t.toFixed(1);
+}
+
+// A text past the limit was predicted on its beginning only: say so where the results are.
+function showCut(prediction) {
+  const limit = state.run.max_text_chars;
+  $("cut-notice").hidden = !prediction.truncated;
+  $("cut-notice").textContent = prediction.truncated
+    ? `Your text has ${count(prediction.text_chars)} characters: every model read only its first ` +
+      `${count(limit)}.` : "";
 }
 
 function showError(message) {
@@ -156,7 +160,6 @@ function renderRun(run) {
     if (i) meta.append(" · ");
     meta.append(`${key} `, el("b", "", value));
   });
-  $("text").maxLength = run.max_text_chars;
   $("dark-note").textContent = run.task === "multilabel"
     ? "Students learn from the teacher's logits z softened per label: sigmoid(z / T). Raise T to flatten them."
     : "Students learn from the teacher's logits z softened as softmax(z / T): a higher T shows how the teacher " +
@@ -176,60 +179,15 @@ function renderRun(run) {
     return chip;
   }));
   $("examples-block").hidden = run.examples.length === 0;
-  if (run.has_plot) {
-    $("plot").src = "/api/quality_vs_latency.png";
-    $("plot-card").hidden = false;
-  }
 }
 
-// The run's whole leaderboard (served models or not), teacher rows first, then by the headline metric.
-function renderLeaderboard(rows, run) {
-  const table = $("leaderboard");
-  if (!rows.length) {
-    table.replaceChildren(el("caption", "muted", "This run has no leaderboard yet: run `bertdistill evaluate`."));
-    return;
-  }
-  // [heading, cell text, class]; "secondary" columns are hidden on phones
-  const columns = [
-    ["model", (r) => r.name, ""],
-    [run.metric, (r) => fixed(r.score, 100, 2), ""],
-    ["agreement", (r) => fixed(r.agreement, 1, 3), "secondary"],
-    ["cosine", (r) => fixed(r.cosine, 1, 3), ""],
-    ["p50 ms", (r) => fixed(r.latency_p50_ms, 1, 2), ""],
-    ["speed-up", (r) => (r.speedup_vs_teacher == null ? "–" : formatSpeedup(r.speedup_vs_teacher)), ""],
-    ["texts/s", (r) => fixed(r.throughput_per_s, 1, 0), "secondary"],
-    ["size MB", (r) => fixed(r.size_bytes, 1e-6, 1), "secondary"],
-  ];
-  const ordered = [...rows].sort((a, b) =>
-    (a.role !== "teacher") - (b.role !== "teacher") || (b.score ?? -1) - (a.score ?? -1));
-  const best = Math.max(...rows.filter((r) => r.role !== "teacher").map((r) => r.score ?? -1));
-  const headRow = el("tr");
-  columns.forEach(([name, , className]) => headRow.append(el("th", className, name)));
-  const body = el("tbody");
-  ordered.forEach((r) => {
-    const row = el("tr", r.served ? "" : "not-served");
-    row.dataset.model = r.name;
-    if (!r.served) row.title = "in the leaderboard, not served by this server";
-    columns.forEach(([, value, className], i) => {
-      const isBest = i === 1 && r.role !== "teacher" && r.score === best;
-      row.append(el("td", `${className}${isBest ? " best" : ""}`, value(r)));
-    });
-    row.firstChild.append(el("span", `badge role-${r.role}`, r.role));
-    body.append(row);
-  });
-  const head = el("thead");
-  head.append(headRow);
-  table.replaceChildren(head, body);
-  const env = run.environment;
-  $("board-note").textContent = `held-out test split, ${run.metric} × 100` +
-    (env ? ` · latency measured ${env.date} on ${env.machine}, ${env.threads} thread(s)` : "");
-}
-
-const fixed = (value, scale, digits) => (value == null ? "–" : (value * scale).toFixed(digits));
-
+// Characters as the server counts them (code points, not UTF-16 units), and a warning past the limit.
 function updateCount() {
-  const count = $("text").value.length;
-  $("char-count").textContent = `${count} / ${state.run ? state.run.max_text_chars : "…"} characters`;
+  const length = [...$("text").value].length;
+  const limit = state.run ? state.run.max_text_chars : Infinity;
+  $("char-count").textContent = `${count(length)} characters` +
+    (length > limit ? `: only the first ${count(limit)} will be compared` : "");
+  $("char-count").classList.toggle("over", length > limit);
 }
 
 async function init() {
@@ -245,12 +203,20 @@ async function init() {
   });
   $("text").addEventListener("input", updateCount);
   $("temperature").addEventListener("input", renderSoftened);
+  let resizing;
+  window.addEventListener("resize", () => {
+    updateScrollCue();
+    clearTimeout(resizing);
+    resizing = setTimeout(renderChart, 150);
+  });
   try {
     const [run, listing, board] = await Promise.all([api("/api/run"), api("/api/models"), api("/api/leaderboard")]);
     state.run = run;
     state.models = listing.models;
     renderRun(run);
     renderLeaderboard(board, run);
+    $("plot-card").hidden = board.length === 0;
+    if (board.length) await renderChart();
     updateCount();
     document.body.dataset.ready = "true";
   } catch (error) {

@@ -1,0 +1,178 @@
+"""The fastText library itself (Joulin et al. 2017): the reference a user would ship instead of a distilled student.
+
+- `fasttext-lib`: supervised fastText on the gold labels;
+- `fasttext-lib-relabel`: on the teacher's labels over the whole transfer set (fastText learns from hard labels
+  only: the argmax, or for multilabel every label the teacher gives p >= 0.5);
+- `fasttext-lib-ftz`: `fasttext-lib` product-quantized, fastText's compressed `.ftz` model.
+Hyper-parameters come from fastText's autotune against the val file for `students.fasttext_autotune_seconds`;
+multilabel uses its one-vs-all loss. Texts are lower-cased with punctuation split off, as fastText's own tutorials
+prepare them, and labels are written as `__label__<index>`, so label names may hold any character.
+
+The binding is `fasttext-numpy2-wheel` (Python 3.11+, numpy 2). Its training stops with "Encountered NaN" always with
+fastText's defaults (word unigrams, no character n-grams) and at random with some other settings (one run in two
+with character n-grams on a small file, even on one thread): word bigrams, which fastText recommends for
+classification anyway, are fixed, and a training that fails so is retried with the next seed (ATTEMPTS).
+"""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from bertdistill.config import StudentsConfig
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer
+from bertdistill.names import is_multilabel
+from bertdistill.students.base import TrainingData, read_header, require, write_header
+
+MODEL_FILE = "model.bin"
+INSTALL = 'pip install -e ".[fasttext]" (the fasttext-numpy2-wheel package)'
+PUNCTUATION = re.compile(r"([^\w\s])")
+ATTEMPTS = 5
+LOG_FLOOR = 1e-5  # fastText's predict takes log(p + 1e-5)
+BUCKETS = 200_000  # hashed n-gram rows; autotune left alone tries up to 10M (gigabytes), tweets need few
+TUNED = ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "minn", "maxn", "bucket", "dsub", "loss")
+
+
+def _library():
+    try:
+        import fasttext
+    except ImportError:
+        raise BertdistillError(f"the fastText students need the fastText library: {INSTALL}") from None
+    return fasttext
+
+
+def prepare(text: str) -> str:
+    """One line of lower-cased tokens, punctuation split off (fastText splits on whitespace and NUL only)."""
+    return " ".join(PUNCTUATION.sub(r" \1 ", text.lower()).replace("\0", " ").split())
+
+
+def train(path: Path, seed: int, **settings):
+    """`fasttext.train_supervised` on the file at `path`, retried with the next seed when it ends in NaN."""
+    fasttext = _library()
+    for attempt in range(ATTEMPTS):
+        try:
+            return fasttext.train_supervised(str(path), seed=seed + attempt, verbose=0, **settings)
+        except RuntimeError as err:
+            if "NaN" not in str(err) or attempt == ATTEMPTS - 1:
+                raise BertdistillError(f"fastText training failed {attempt + 1} times: {err}") from None
+
+
+class FastTextLibStudent:
+    kind: ClassVar[str] = "fasttext-lib"
+    role: ClassVar[str] = "baseline"
+    twin: ClassVar[str | None] = None
+    config_fields: ClassVar[tuple[str, ...]] = ("seed", "fasttext_autotune_seconds")
+    family: ClassVar[str] = "fasttext-lib"
+    derived_from: ClassVar[str | None] = None
+    shippable: ClassVar[bool] = True
+
+    def __init__(self, config: StudentsConfig | None = None):
+        self.config = config or StudentsConfig()
+
+    @classmethod
+    def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
+        _library()
+
+    def targets(self, data: TrainingData) -> tuple[list[str], np.ndarray]:
+        """The texts and the (n,) class ids or (n, k) 0/1 rows fastText learns from."""
+        return data.texts, require(data, "labels", self.kind)
+
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
+            checkpoint_dir: Path | None = None):  # an autotune of a few minutes: nothing to resume
+        self.task_, self.label_names_ = data.task, list(data.label_names)
+        texts, labels = self.targets(data)
+        with tempfile.TemporaryDirectory(prefix="bertdistill-fasttext-") as folder:
+            train_file, val_file = Path(folder) / "train.txt", Path(folder) / "val.txt"
+            self._write(train_file, texts, labels)
+            self._write(val_file, val_texts, val_labels)
+            self.model_ = train(train_file, self.config.seed, autotuneValidationFile=str(val_file),
+                                autotuneDuration=self.config.fasttext_autotune_seconds,
+                                loss="ova" if self.multilabel else "softmax", wordNgrams=2, bucket=BUCKETS, thread=2)
+        self._finish(val_texts, val_labels, scorer)
+        return self
+
+    @property
+    def multilabel(self) -> bool:
+        return is_multilabel(self.task_)
+
+    def _write(self, path: Path, texts: list[str], labels: np.ndarray) -> None:
+        lines = []
+        for text, label in zip(texts, labels):
+            ids = np.flatnonzero(label == 1) if self.multilabel else ([int(label)] if label >= 0 else [])
+            if len(ids) or self.multilabel:  # multilabel rows with no label are negatives for every label
+                lines.append(" ".join(f"__label__{i}" for i in ids) + " " + prepare(text))
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def _finish(self, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer) -> None:
+        args = self.model_.f.getArgs()
+        self.params_ = {name: (str(value).split(".")[-1] if name == "loss" else value)
+                        for name in TUNED for value in [getattr(args, name)]}
+        self.val_score_ = scorer.score(val_labels, self.predict_proba(val_texts))
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        k = len(self.label_names_)
+        labels, scores = self.model_.predict([prepare(text) for text in texts], k=k, threshold=0.0)
+        probs = np.zeros((len(texts), k), dtype=np.float32)
+        for row, (names, values) in enumerate(zip(labels, scores)):
+            probs[row, [int(name.removeprefix("__label__")) for name in names]] = values
+        # fastText returns exp(log(p + 1e-5)): take the 1e-5 back off (exported bundles compute p itself)
+        return np.clip(probs - LOG_FLOOR, 0.0, 1.0)
+
+    def predict_logits(self, texts: list[str]) -> np.ndarray:
+        probs = np.clip(self.predict_proba(texts).astype(np.float64), 1e-7, 1 - 1e-7)
+        return (np.log(probs) if not self.multilabel else np.log(probs) - np.log1p(-probs)).astype(np.float32)
+
+    @property
+    def n_params(self) -> int:
+        args = self.model_.f.getArgs()
+        return int((len(self.model_.words) + args.bucket + len(self.label_names_)) * args.dim)
+
+    def save(self, folder: Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model_.save_model(str(folder / MODEL_FILE))  # fastText's own binary format (no pickle)
+        write_header(folder, self.kind, self.task_, self.label_names_, params=self.params_, val_score=self.val_score_)
+
+    @classmethod
+    def load(cls, folder: Path):
+        header = read_header(folder)
+        student = cls()
+        student.model_ = _library().load_model(str(Path(folder) / MODEL_FILE))
+        student.task_, student.label_names_ = header["task"], header["label_names"]
+        student.params_, student.val_score_ = header["params"], header["val_score"]
+        return student
+
+
+class RelabelledFastTextLibStudent(FastTextLibStudent):
+    kind = "fasttext-lib-relabel"
+    role = "distilled"
+    twin = "fasttext-lib"
+
+    def targets(self, data: TrainingData) -> tuple[list[str], np.ndarray]:
+        logits = require(data, "teacher_logits", self.kind)
+        if is_multilabel(data.task):
+            return data.texts, (logits >= 0).astype(np.int8)  # sigmoid(z) >= 0.5
+        return data.texts, logits.argmax(axis=1)
+
+
+class QuantizedFastTextLibStudent(FastTextLibStudent):
+    """`fasttext-lib` compressed by fastText's product quantization (its `.ftz` models), without retraining."""
+
+    kind = "fasttext-lib-ftz"
+    derived_from = "fasttext-lib"
+    shippable = False  # its product-quantized matrices are read by the fastText library only
+
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
+            checkpoint_dir: Path | None = None):
+        source = FastTextLibStudent(self.config).fit(data, val_texts, val_labels, scorer)
+        return self.quantize(source, val_texts, val_labels, scorer)
+
+    def quantize(self, source: FastTextLibStudent, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer):
+        self.model_, self.task_, self.label_names_ = source.model_, source.task_, source.label_names_
+        self.model_.quantize(qnorm=True, retrain=False)
+        self._finish(val_texts, val_labels, scorer)
+        return self
