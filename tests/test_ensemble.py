@@ -36,7 +36,7 @@ from bertdistill.students.sparse_linear import SparseAnalyzer
 class KeywordStudent:
     """A student without a shared featurizer: certain of the class whose keyword it sees, else uniform."""
 
-    kind, role, twin, n_params = "keyword", "baseline", None, 3
+    kind, role, twin, n_params, shippable = "keyword", "baseline", None, 3, True
 
     def __init__(self, keywords: list[str]):
         self.keywords = keywords

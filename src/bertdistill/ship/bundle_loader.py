@@ -190,8 +190,11 @@ class FastText(Student):
         super().__init__(spec)
         arrays = np.load(folder / "fasttext.npz", allow_pickle=False)
         self.input, output = arrays["input"], arrays["output"]
-        self.output = np.zeros_like(output)
-        self.output[spec["label_order"]] = output  # fastText's rows are by label frequency: put them in our order
+        # fastText's rows are its training labels by frequency: put them in our order; a label it never saw in
+        # training gets no row and probability 0 (a logit of -inf)
+        self.output = np.zeros((self.n_labels, output.shape[1]), dtype=output.dtype)
+        self.output[spec["label_order"]] = output
+        self.unseen = np.setdiff1d(np.arange(self.n_labels), spec["label_order"])
         self.words = {word: i for i, word in enumerate(json.loads((folder / "words.json").read_text("utf-8")))}
         self.pattern = re.compile(spec["pattern"])
         self.minn, self.maxn, self.word_ngrams, self.bucket = spec["minn"], spec["maxn"], spec["word_ngrams"], spec[
@@ -204,6 +207,7 @@ class FastText(Student):
             line = " ".join(self.pattern.sub(r" \1 ", text.lower()).replace("\0", " ").split())
             hidden = self.input[self.ids(line.split(" ") + ["</s>"] if line else ["</s>"])].mean(axis=0)
             out[row] = self.output @ hidden  # their softmax (sigmoid for one-vs-all) is fastText's probability
+        out[:, self.unseen] = -np.inf
         return out
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -211,7 +215,7 @@ class FastText(Student):
             return super().predict_proba(texts)
         # one-vs-all: fastText's sigmoid is a lookup table of 513 steps over [-8, 8] (float32), 0 / 1 outside
         x = self.logits(texts)
-        steps = ((x + np.float32(8)) * np.float32(512) / np.float32(8) / np.float32(2)).astype(np.int64)
+        steps = ((np.clip(x, -8, 8) + np.float32(8)) * np.float32(512) / np.float32(8) / np.float32(2)).astype(np.int64)
         table = 1.0 / (1.0 + np.exp(-(np.arange(513, dtype=np.float32) * np.float32(16) / np.float32(512) - 8)))
         inside = table.astype(np.float32)[np.clip(steps, 0, 512)]
         return np.where(x < -8, 0.0, np.where(x > 8, 1.0, inside)).astype(np.float32)

@@ -168,7 +168,9 @@ class QuantizedFastTextLibStudent(FastTextLibStudent):
 
     def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
             checkpoint_dir: Path | None = None):
-        source = FastTextLibStudent(self.config).fit(data, val_texts, val_labels, scorer)
+        source = FastTextLibStudent(self.config)
+        source.kind = self.kind  # errors name the student the user asked for
+        source.fit(data, val_texts, val_labels, scorer)
         return self.quantize(source, val_texts, val_labels, scorer)
 
     def quantize(self, source: FastTextLibStudent, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer):
