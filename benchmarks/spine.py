@@ -245,7 +245,8 @@ def write_benchmarks() -> None:
     for out in sorted(p.parent for p in BENCH.glob("*/leaderboard.json")):
         files.write_text(RESULTS / f"{out.name}.md", section(out) + "\n")
         files.write_json(RESULTS / f"{out.name}.json", record(out))
-    records = [files.read_json(path) for path in sorted(RESULTS.glob("*.json"))]
+    records = [record_ for record_ in map(files.read_json, sorted(RESULTS.glob("*.json")))
+               if "leaderboard" in record_]  # results/ also holds other benchmarks' files (export-*, startup)
     PLOTS.mkdir(parents=True, exist_ok=True)
     files.write_bytes(PLOTS / "headline.png", headline_plot(records))
     header = ("# Benchmarks\n\nWritten by `python benchmarks/spine.py CONFIG... [--seeds S...]`; how it measures: "
