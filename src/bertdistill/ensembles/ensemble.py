@@ -26,7 +26,7 @@ from scipy.optimize import minimize
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
-from bertdistill.evaluation.metrics import Scorer, probabilities
+from bertdistill.evaluation.metrics import Scorer, logits_of, probabilities
 from bertdistill.names import is_multilabel
 from bertdistill.students.base import StackableStudent
 from bertdistill.students.sparse_linear import SparseLinear
@@ -74,9 +74,7 @@ class Ensemble:
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
         """Logits whose softmax (sigmoid for multilabel) gives `predict_proba`: log p, or log-odds per label."""
-        probs = np.clip(self.predict_proba(texts).astype(np.float64), EPS, 1 - EPS)
-        logits = np.log(probs) if not is_multilabel(self.task) else np.log(probs) - np.log1p(-probs)
-        return logits.astype(np.float32)
+        return logits_of(self.predict_proba(texts), self.task, EPS)
 
     def save(self, folder: Path) -> None:
         _publish(Path(folder), self.weights, self.task, {"name": Path(folder).name, "status": "built", **self.info})

@@ -145,6 +145,13 @@ def sigmoid(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-logits / temperature))
 
 
+def logits_of(probs: np.ndarray, task: str, eps: float = 1e-7) -> np.ndarray:
+    """Logits whose softmax (sigmoid per label for multilabel) gives `probs`: log p, or log-odds per label."""
+    probs = np.clip(np.asarray(probs, dtype=np.float64), eps, 1 - eps)
+    logits = np.log(probs) if not is_multilabel(task) else np.log(probs) - np.log1p(-probs)
+    return logits.astype(np.float32)
+
+
 def probabilities(logits: np.ndarray, task: str, temperature: float = 1.0) -> np.ndarray:
     """Logits -> probabilities for the task: softmax over classes or a sigmoid per label."""
     return softmax(logits, temperature) if not is_multilabel(task) else sigmoid(logits, temperature)

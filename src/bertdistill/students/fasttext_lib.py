@@ -24,14 +24,14 @@ import numpy as np
 
 from bertdistill.config import StudentsConfig
 from bertdistill.errors import BertdistillError
-from bertdistill.evaluation.metrics import Scorer
+from bertdistill.evaluation.metrics import Scorer, logits_of
 from bertdistill.names import is_multilabel
 from bertdistill.students.base import TrainingData, read_header, require, write_header
 
 MODEL_FILE = "model.bin"
 INSTALL = 'pip install -e ".[fasttext]" (the fasttext-numpy2-wheel package)'
 PUNCTUATION = re.compile(r"([^\w\s])")
-ATTEMPTS = 5
+ATTEMPTS = 10
 LOG_FLOOR = 1e-5  # fastText's predict takes log(p + 1e-5)
 BUCKETS = 200_000  # hashed n-gram rows; autotune left alone tries up to 10M (gigabytes), tweets need few
 TUNED = ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "minn", "maxn", "bucket", "dsub", "loss")
@@ -123,8 +123,7 @@ class FastTextLibStudent:
         return np.clip(probs - LOG_FLOOR, 0.0, 1.0)
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        probs = np.clip(self.predict_proba(texts).astype(np.float64), 1e-7, 1 - 1e-7)
-        return (np.log(probs) if not self.multilabel else np.log(probs) - np.log1p(-probs)).astype(np.float32)
+        return logits_of(self.predict_proba(texts), self.task_)
 
     @property
     def n_params(self) -> int:
