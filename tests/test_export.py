@@ -240,8 +240,45 @@ def test_fasttext_bundle_hashes_and_scores_as_fasttext_does(tmp_path, task):
     student.task_, student.label_names_ = dataset.task, dataset.label_names
     student._write(tmp_path / "train.txt", dataset.train.texts, dataset.train.labels)
     student.model_ = train(tmp_path / "train.txt", 1, minn=3, maxn=5, wordNgrams=2, bucket=5000, dim=16, epoch=10,
-                           loss="ova" if task == "multilabel" else "softmax")
+                           loss="ova" if task == "multilabel" else "softmax", thread=1)
     spec = {**write_fasttext(tmp_path, student), "label_names": dataset.label_names, "task": dataset.task}
     texts = TEXTS + ["__label__1 sneaky", "tab\there\x00nul", "日本語のテキスト"] + dataset.test.texts
     np.testing.assert_allclose(bundle_loader.FastText(tmp_path, spec).predict_proba(texts),
                                student.predict_proba(texts), atol=1e-6)
+
+
+def test_fasttext_training_that_diverges_or_ends_in_nan_is_retried_with_the_next_seed(tmp_path, monkeypatch):
+    """The binding's training now and then ends in NaN or in huge weights: `train` retries with the next seed, and
+    after ATTEMPTS failures says so in one error."""
+    import fasttext
+
+    from bertdistill.errors import BertdistillError
+    from bertdistill.students import fasttext_lib
+
+    class Model:
+        def __init__(self, size):
+            self.matrix = np.full((2, 2), size, dtype=np.float32)
+
+        def get_input_matrix(self):
+            return self.matrix
+
+        def get_output_matrix(self):
+            return self.matrix
+
+    outcomes, seeds = [RuntimeError("Encountered NaN."), Model(4e11), Model(np.nan), Model(0.5)], []
+
+    def train_supervised(path, seed, **settings):
+        seeds.append(seed)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(fasttext, "train_supervised", train_supervised)
+    assert train(tmp_path / "t.txt", 7).matrix[0, 0] == 0.5 and seeds == [7, 8, 9, 10]
+    outcomes[:] = [Model(1e12)] * fasttext_lib.ATTEMPTS
+    with pytest.raises(BertdistillError, match="10 times: weights diverged"):
+        train(tmp_path / "t.txt", 7)
+    outcomes[:] = [RuntimeError("cannot open file")]
+    with pytest.raises(BertdistillError, match="cannot open file"):
+        train(tmp_path / "t.txt", 7)

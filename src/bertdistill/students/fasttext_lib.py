@@ -8,10 +8,11 @@ Hyper-parameters come from fastText's autotune against the val file for `student
 multilabel uses its one-vs-all loss. Texts are lower-cased with punctuation split off, as fastText's own tutorials
 prepare them, and labels are written as `__label__<index>`, so label names may hold any character.
 
-The binding is `fasttext-numpy2-wheel` (Python 3.11+, numpy 2). Its training stops with "Encountered NaN" always with
-fastText's defaults (word unigrams, no character n-grams) and at random with some other settings (one run in two
-with character n-grams on a small file, even on one thread): word bigrams, which fastText recommends for
-classification anyway, are fixed, and a training that fails so is retried with the next seed (ATTEMPTS).
+The binding is `fasttext-numpy2-wheel` (Python 3.11+, numpy 2). Its training is not reproducible, even on one
+thread with a fixed seed (the same call in one process gives different weights), and now and then it diverges: it stops
+with "Encountered NaN", or ends with weights of 1e11 and more whose predictions are NaN. fastText 0.9.3 built from
+source does the same. So a model is checked after training (`healthy`) and a failed or diverged training is retried
+with the next seed (ATTEMPTS). Word bigrams, which fastText recommends for classification, are fixed.
 """
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ MODEL_FILE = "model.bin"
 INSTALL = 'pip install -e ".[fasttext]" (the fasttext-numpy2-wheel package)'
 PUNCTUATION = re.compile(r"([^\w\s])")
 ATTEMPTS = 10
+MAX_WEIGHT = 1e3  # healthy models measured here stay under 10; diverged ones reach 1e11 and beyond
 LOG_FLOOR = 1e-5  # fastText's predict takes log(p + 1e-5)
 BUCKETS = 200_000  # hashed n-gram rows; autotune left alone tries up to 10M (gigabytes), tweets need few
 TUNED = ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "minn", "maxn", "bucket", "dsub", "loss")
@@ -50,15 +52,28 @@ def prepare(text: str) -> str:
     return " ".join(PUNCTUATION.sub(r" \1 ", text.lower()).replace("\0", " ").split())
 
 
+def healthy(model) -> bool:
+    """True when every weight is finite and below MAX_WEIGHT in size: the training did not diverge."""
+    return all(np.isfinite(matrix).all() and np.abs(matrix).max(initial=0.0) < MAX_WEIGHT
+               for matrix in (model.get_input_matrix(), model.get_output_matrix()))
+
+
 def train(path: Path, seed: int, **settings):
-    """`fasttext.train_supervised` on the file at `path`, retried with the next seed when it ends in NaN."""
+    """`fasttext.train_supervised` on the file at `path`, retried with the next seed when it ends in NaN or diverges."""
     fasttext = _library()
+    problem = ""
     for attempt in range(ATTEMPTS):
         try:
-            return fasttext.train_supervised(str(path), seed=seed + attempt, verbose=0, **settings)
+            model = fasttext.train_supervised(str(path), seed=seed + attempt, verbose=0, **settings)
         except RuntimeError as err:
-            if "NaN" not in str(err) or attempt == ATTEMPTS - 1:
-                raise BertdistillError(f"fastText training failed {attempt + 1} times: {err}") from None
+            if "NaN" not in str(err):
+                raise BertdistillError(f"fastText training failed: {err}") from None
+            problem = str(err)
+            continue
+        if healthy(model):
+            return model
+        problem = f"weights diverged past {MAX_WEIGHT:g}"
+    raise BertdistillError(f"fastText training failed {ATTEMPTS} times: {problem}")
 
 
 class FastTextLibStudent:
