@@ -9,7 +9,7 @@ import pytest
 from bertdistill.cli import main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-QUICK = ["--set", "data.max_train=240", "--set", "data.max_eval=120", "--set", "teacher.epochs=1",
+QUICK = ["--set", 'teacher.backbone="minilm"', "--set", "data.max_train=240", "--set", "data.max_eval=120", "--set", "teacher.epochs=1",
          "--set", "teacher.max_length=64", "--set", "eval.latency_texts=15", "--set", "eval.warmup=3",
          "--set", "eval.throughput_texts=30", "--set", "students.trials=2", "--data-dir", str(DATA),
          "--set", 'students.include=["tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge", "bilstm", "bilstm-kd"]',

@@ -211,3 +211,47 @@ def test_static_width_wider_than_the_source_fails_before_training():
     with pytest.raises(BertdistillError, match="static_width = 385 is wider than teacher .* 384"):
         REGISTRY["static-kd"].check(config, "multiclass", str(MINILM))
     assert "static-int8" not in REGISTRY  # nothing to quantize
+
+
+EDGE_TEXTS = ["", " ", "pizza", "a\x0bb", "a\x1cb\x85c", "x\u2028y", "naïve café ÉCOLE", "日本語のテキスト", "<mask> hi",
+              "[SEP] [CLS] [MASK]x", "tab\there\x00nul\r\n", "a\u00a0b\u3000c", "e\u0301 \u0301x", "😀😀 ok!!!",
+              "\ufffd", "don't @user #tag http://t.co/x", "a" * 300, "word " * 200, "unaffable unaffable"]
+
+
+@pytest.mark.parametrize("source", ["minilm", "mpnet-like"])
+def test_chunk_cache_gives_the_tokenizers_ids(source, multiclass_dataset, tmp_path):
+    """Cached chunks, truncation, odd whitespace, accents, CJK, special-token text: the same ids as the Rust
+    tokenizer, for WordPiece with BERT's post-processor and with RoBERTa's (MPNet's), twice (the second time from
+    the cache)."""
+    from transformers import AutoTokenizer
+
+    from bertdistill.students.tokens import ChunkCache, SubwordEncoder
+
+    folder = MINILM
+    if source == "mpnet-like":  # MPNet's pipeline: BERT normalizer and pre-tokenizer, <s> ... </s> around the text
+        from tokenizers import processors
+
+        tokenizer = AutoTokenizer.from_pretrained(MINILM)
+        tokenizer.backend_tokenizer.post_processor = processors.RobertaProcessing(("[SEP]", 102), ("[CLS]", 101))
+        tokenizer.save_pretrained(tmp_path)
+        folder = tmp_path
+    texts = multiclass_dataset.train.texts + EDGE_TEXTS
+    encoder = SubwordEncoder.fit(folder, texts[:10], max_length=32)
+    fast = encoder.fast_tokenizer()
+    expected = [encoder.id_map[e.ids] for e in fast.encode_batch(texts)]
+    for _ in range(2):
+        got = encoder.encode_each(texts)
+        assert isinstance(encoder.cache_, ChunkCache) and encoder.cache_.chunks
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    assert max(len(ids) for ids in got) == 32  # long texts were truncated as the tokenizer does
+
+
+def test_chunk_cache_is_not_used_for_byte_level_tokenizers():
+    """GPT-2 / RoBERTa byte-level BPE reads the space before a word: chunks are not independent, no cache."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from bertdistill.students.tokens import ChunkCache
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel()
+    assert ChunkCache.of(tokenizer, np.arange(10)) is None
