@@ -77,6 +77,16 @@ def test_findings_only_for_students_with_a_twin():
     lines = twin_findings(entries, "macro_f1")
     assert len(lines) == 1
     assert "`d` does not beat" in lines[0] and "+0.00 points" in lines[0]
+    assert "What to try: more texts for the teacher to label" in lines[0]
+
+
+def test_a_student_that_trails_a_twin_as_good_as_the_teacher_is_told_to_get_a_stronger_teacher():
+    entries = [entry("teacher", "teacher", 0.705, 10.0), entry("b", "baseline", 0.70, 1.0),
+               entry("d", "distilled", 0.69, 1.0, twin="b", gain=-0.01),
+               entry("e", "distilled", 0.72, 1.0, twin="b", gain=0.02)]
+    lines = twin_findings(entries, "macro_f1")
+    assert "not 1.00 points above the twin (70.50): try a stronger teacher first" in lines[0]
+    assert "beats" in lines[1] and "try" not in lines[1]  # no advice for a student that beats its twin
 
 
 def test_neural_target_takes_the_best_distilled_neural_student_within_a_twentieth_of_the_teacher():

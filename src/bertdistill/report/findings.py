@@ -20,6 +20,7 @@ INT8_SPEEDUP_TARGET, INT8_AGREEMENT_TARGET = 1.5, 0.99
 STUDENT_SHARE_TARGET = 0.97
 NEURAL_LATENCY_SHARE = 1 / 20  # with STUDENT_SHARE_TARGET: the distilled neural students' target
 ENSEMBLE_GAP_TARGET, ENSEMBLE_LATENCY_SHARE = 0.01, 0.01
+TEACHER_MARGIN = 0.01  # a teacher less than this above a twin has little to teach it
 # how the ensembles stage words a budget set from the teacher's p50 it measured then; the report quotes one teacher
 # p50 only, the leaderboard's, so that second measurement is named but not quoted
 _SELECTION_P50 = re.compile(r"the PyTorch teacher's single-text p50 of [\d.]+ ms")
@@ -51,17 +52,32 @@ def findings(entries: list[dict], metric: str, diagnostics: dict | None = None) 
 
 
 def twin_findings(entries: list[dict], metric: str) -> list[str]:
-    """One sentence per distilled student: by how much it beats (or trails) its hard-label twin on test."""
+    """One sentence per distilled student: by how much it beats (or trails) its hard-label twin on test, and what to
+    try when it does not beat it."""
+    teacher = next((e for e in entries if e["name"] == "teacher"), None)
     lines = []
     for e in entries:
         if e.get("gain_vs_twin") is not None:
             word = "beats" if e["gain_vs_twin"] > 0 else "does not beat" if e["gain_vs_twin"] == 0 else "trails"
             twin_score = e["metrics"][metric] - e["gain_vs_twin"]
-            lines.append(f"Distilled `{e['name']}` {word} its hard-label twin `{e['twin']}`: "
-                         f"{signed_points(e['gain_vs_twin'])} points of test {metric} "
-                         f"({points(e['metrics'][metric])} vs {points(twin_score)})."
-                         + _interval(e.get("ci_vs_twin")))
+            line = (f"Distilled `{e['name']}` {word} its hard-label twin `{e['twin']}`: "
+                    f"{signed_points(e['gain_vs_twin'])} points of test {metric} "
+                    f"({points(e['metrics'][metric])} vs {points(twin_score)})." + _interval(e.get("ci_vs_twin")))
+            if e["gain_vs_twin"] <= 0:
+                line += " " + what_to_try(teacher, twin_score, metric)
+            lines.append(line)
     return lines
+
+
+def what_to_try(teacher: dict | None, twin_score: float, metric: str) -> str:
+    """Advice for a distilled student that does not beat its twin: first whether the teacher has anything to give."""
+    if teacher is not None and teacher["metrics"][metric] - twin_score < TEACHER_MARGIN:
+        return (f"The teacher itself is not {points(TEACHER_MARGIN)} points above the twin "
+                f"({points(teacher['metrics'][metric])}): try a stronger teacher first "
+                '(`teacher.backbone = "mpnet-base"`, or your own with `teacher.reuse`).')
+    return ("What to try: more texts for the teacher to label (`[[transfer.corpora]]` with unlabelled in-domain "
+            "text, or `transfer.augment = true`), a higher `students.loss.temperature`, or a lower "
+            "`students.loss.alpha` to keep more of the gold labels.")
 
 
 def onnx_findings(by_name: dict[str, dict], teacher: dict) -> list[str]:
