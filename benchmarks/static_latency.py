@@ -3,9 +3,8 @@
     python benchmarks/static_latency.py [tweeteval-emotion] [--texts 1000]
 
 Loads runs/bench/NAME (after `bertdistill students`), then measures the single-text p50 / p95 of the PyTorch
-teacher, `static-kd` (its token ids from the chunk cache, and once more through the Rust tokenizer alone, as before
-the cache), `fasttext-lib` and `fasttext-lib-ftz`, with the evaluation's own harness (raw string in, probabilities out,
-warmed up, `eval.threads`, the test texts the evaluation draws). The teacher gets fewer texts: ~85 ms each.
+teacher, `static-kd`, `fasttext-lib` and `fasttext-lib-ftz` with the evaluation's own harness (raw string in,
+probabilities out, warmed up, `eval.threads`, the test texts the evaluation draws). The teacher gets fewer texts: ~85 ms each.
 Prints JSON: p50 / p95 per model, each student's share of the teacher's p50, and static-kd's test score.
 """
 from __future__ import annotations
@@ -35,19 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     settings, test = run.config.eval, run.dataset.test
     texts = benchmark_texts(test.texts, args.texts)
     models = {name: pipeline.load_model(run, name) for name in ("teacher", *STUDENTS)}
-    static = models["static-kd"]
     result = {"run": args.name, "threads": settings.threads, "texts": len(texts), "models": {}}
     with limited_threads(settings.threads):
         for name, model in models.items():
             sample = texts[:args.teacher_texts] if name == "teacher" else texts
             result["models"][name] = single_text_latency(model.predict_proba, sample, settings.warmup, name)
-        static.encoder_.cache_ = False  # the Rust tokenizer for every call, as before the chunk cache
-        result["models"]["static-kd (no chunk cache)"] = single_text_latency(static.predict_proba, texts,
-                                                                             settings.warmup, "no cache")
     teacher_p50 = result["models"]["teacher"]["p50"]
     for entry in result["models"].values():
         entry["share_of_teacher_p50"] = entry["p50"] / teacher_p50
-    result["static_kd_test"] = run.scorer.score(test.labels, static.predict_proba(test.texts))
+    result["static_kd_test"] = run.scorer.score(test.labels, models["static-kd"].predict_proba(test.texts))
     print(json.dumps(result, indent=1))
     return 0
 

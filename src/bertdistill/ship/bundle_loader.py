@@ -30,11 +30,6 @@ import numpy as np
 
 FORMAT, VERSION = "bertdistill-bundle", 1
 
-# Python's str.split() splits on these, BERT's normalizer deletes them (control characters): texts holding one take
-# the tokenizer's own path
-SPLIT_DIFFERS = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
-CACHED_CHUNKS = 500_000  # chunks kept by ChunkCache (a few tens of MB); later new ones are tokenized each time
-
 
 def load(folder: str | Path | None = None) -> "Model":
     """The model of the bundle in `folder` (default: the folder of this file)."""
@@ -290,53 +285,6 @@ class Ensemble:
         return np.asarray(total, dtype=np.float32)
 
 
-class ChunkCache:
-    """Token ids of a text from the ids of its whitespace-separated chunks, each tokenized once and remembered.
-
-    A BERT-style tokenizer (BertNormalizer, BertPreTokenizer: MiniLM, MPNet, BERT) works character by character and
-    splits at whitespace first, so a chunk's tokens do not depend on its neighbours: a text is the post-processor's
-    special tokens around its chunks' cached ids. A text of one tweet then costs a few microseconds instead of the
-    Rust tokenizer's ~50 per call. Texts that the tokenizer would truncate, or whose whitespace Python and BERT read
-    differently, go through the tokenizer itself; tests hold both paths to the same ids.
-    """
-
-    def __init__(self, fast, id_map: np.ndarray, max_length: int):
-        self.fast, self.id_map, self.max_length = fast, id_map, max_length
-        probe = fast.encode("a")  # the post-processor's special tokens before and after the text's tokens
-        special = probe.special_tokens_mask
-        first = special.index(0)
-        last = len(special) - special[::-1].index(0)
-        self.before, self.after = id_map[probe.ids[:first]], id_map[probe.ids[last:]]
-        self.room = max_length - len(self.before) - len(self.after)  # content tokens that escape truncation
-        self.chunks: dict[str, np.ndarray] = {}
-
-    @classmethod
-    def of(cls, fast, id_map: np.ndarray) -> "ChunkCache | None":
-        """A cache for `fast` (a `tokenizers.Tokenizer` with truncation set), or None where its pipeline is not the
-        BERT one that makes chunks independent."""
-        spec = json.loads(fast.to_str())
-        kinds = ((spec.get("normalizer") or {}).get("type"), (spec.get("pre_tokenizer") or {}).get("type"))
-        truncation = spec.get("truncation") or {}
-        if kinds != ("BertNormalizer", "BertPreTokenizer") or truncation.get("direction", "Right") != "Right":
-            return None
-        return cls(fast, id_map, truncation.get("max_length", 10**9))
-
-    def ids_of(self, chunk: str) -> np.ndarray:
-        ids = self.chunks.get(chunk)
-        if ids is None:
-            ids = self.id_map[self.fast.encode(chunk, add_special_tokens=False).ids]
-            if len(self.chunks) < CACHED_CHUNKS:
-                self.chunks[chunk] = ids
-        return ids
-
-    def encode(self, text: str) -> np.ndarray:
-        if not SPLIT_DIFFERS.search(text):
-            parts = [self.ids_of(chunk) for chunk in text.split()]
-            if sum(len(part) for part in parts) <= self.room:
-                return np.concatenate([self.before, *parts, self.after])
-        return self.id_map[self.fast.encode(text).ids]
-
-
 def encoder(folder: Path, spec: dict):
     """texts -> list of int64 id arrays, as the student encoded its training texts."""
     if spec["kind"] == "subword":  # the pretrained tokenizer (truncation stored in it), then compact ids
@@ -344,9 +292,6 @@ def encoder(folder: Path, spec: dict):
 
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         id_map = np.load(folder / "token_ids.npz", allow_pickle=False)["id_map"]
-        cache = ChunkCache.of(tokenizer, id_map)
-        if cache:
-            return lambda texts: [cache.encode(text) for text in texts]
         return lambda texts: [id_map[encoding.ids] for encoding in tokenizer.encode_batch(texts)]
     # "word": lower-cased words and punctuation, the first max_length kept, unknown ones (and an empty text) UNK
     words = json.loads((folder / "words.json").read_text(encoding="utf-8"))

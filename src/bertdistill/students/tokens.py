@@ -14,7 +14,6 @@ import numpy as np
 from transformers import AutoTokenizer
 
 from bertdistill.core import files
-from bertdistill.ship.bundle_loader import ChunkCache
 
 PAD, UNK = 0, 1  # compact ids shared by both encoders
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
@@ -29,7 +28,7 @@ class SubwordEncoder:
         self.tokenizer, self.kept, self.max_length = tokenizer, kept, max_length
         self.id_map = np.full(len(tokenizer), UNK, dtype=np.int64)
         self.id_map[kept] = np.arange(len(kept))
-        self.fast_ = self.cache_ = None  # the Rust tokenizer alone and its word cache, for encode_each
+        self.fast_ = None  # the Rust tokenizer alone, for encode_each
 
     @classmethod
     def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "SubwordEncoder":
@@ -59,12 +58,7 @@ class SubwordEncoder:
         return self.fast_
 
     def encode_each(self, texts: list[str]) -> list[np.ndarray]:
-        """`encode` without the Python wrapper's per-call overhead (the same ids): through a `ChunkCache` where the
-        tokenizer allows one, else through `fast_tokenizer`."""
-        if self.cache_ is None:
-            self.cache_ = ChunkCache.of(self.fast_tokenizer(), self.id_map) or False
-        if self.cache_:
-            return [self.cache_.encode(text) for text in texts]
+        """`encode` through `fast_tokenizer`, without the Python wrapper's per-call overhead (the same ids)."""
         fast = self.fast_tokenizer()
         if len(texts) == 1:
             return [self.id_map[fast.encode(texts[0]).ids]]
