@@ -256,8 +256,18 @@ def write_benchmarks() -> None:
               "pages in [benchmarks/results/](benchmarks/results/). Context and history: "
               "[benchmarks/NOTES.md](benchmarks/NOTES.md).")
     files.write_text(ROOT / "BENCHMARKS.md", "\n\n".join([
-        header, summary(records), "![Every student and ensemble against its teacher](benchmarks/plots/headline.png)"])
-        + "\n")
+        header, summary(records), "![Every student and ensemble against its teacher](benchmarks/plots/headline.png)",
+        teacher_table()]) + "\n")
+
+
+def teacher_table() -> str:
+    """The fine-tuned teachers' val and test scores (benchmarks/teacher_scores.json), students run against them or not."""
+    scores = files.read_json(ROOT / "benchmarks" / "teacher_scores.json")
+    rows = [f"| {name} | {s['metric']} | {s['val_scores_by_epoch']['best_epoch']} | {100 * s['val']:.2f} | "
+            f"{100 * s['test']:.2f} |" for name, s in scores.items()]
+    return "\n".join(["Teachers as fine-tuned (`python benchmarks/teacher_scores.py NAME`; epoch chosen on val), "
+                      "including datasets whose students are not yet run against them:", "",
+                      "| dataset | metric | epoch | val | test |", "|---|---|---|---|---|", *rows])
 
 
 def main() -> int:

@@ -18,6 +18,7 @@ from bertdistill import pipeline
 from bertdistill.config import config_from_dict
 from bertdistill.core import files
 from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
+from bertdistill.evaluation.leaderboard import environment
 
 BENCH = Path(__file__).resolve().parents[1] / "runs" / "bench"
 STUDENTS = ("static-kd", "fasttext-lib", "fasttext-lib-ftz")
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     settings, test = run.config.eval, run.dataset.test
     texts = benchmark_texts(test.texts, args.texts)
     models = {name: pipeline.load_model(run, name) for name in ("teacher", *STUDENTS)}
-    result = {"run": args.name, "threads": settings.threads, "texts": len(texts), "models": {}}
+    result = {"run": args.name, "environment": environment(settings.threads), "texts": len(texts), "models": {}}
     with limited_threads(settings.threads):
         for name, model in models.items():
             sample = texts[:args.teacher_texts] if name == "teacher" else texts

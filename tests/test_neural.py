@@ -211,4 +211,3 @@ def test_static_width_wider_than_the_source_fails_before_training():
     with pytest.raises(BertdistillError, match="static_width = 385 is wider than teacher .* 384"):
         REGISTRY["static-kd"].check(config, "multiclass", str(MINILM))
     assert "static-int8" not in REGISTRY  # nothing to quantize
-
