@@ -11,6 +11,7 @@ import pytest
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
 from bertdistill.labels.soft_labels import (
+    BACKENDS,
     cache_path,
     legacy_path,
     load_cached,
@@ -141,8 +142,8 @@ def test_texts_fingerprint_is_length_prefixed():
 
 
 def test_backends_have_their_own_keys(teacher):
-    keys = {teacher_key(teacher.folder, backend) for backend in ("torch", "onnx", "onnx-int8")}
-    assert len(keys) == 3 and teacher_key(teacher.folder) == teacher_fingerprint(teacher.folder)
+    keys = {teacher_key(teacher.folder, backend) for backend in BACKENDS}
+    assert len(keys) == len(BACKENDS) and teacher_key(teacher.folder) == teacher_fingerprint(teacher.folder)
 
 
 def test_load_cached_miss_says_which_stage_to_run(teacher, cache_dir):
@@ -335,7 +336,7 @@ def test_onnx_backends_label_like_the_pytorch_teacher(tiny_bert_dir, tmp_path):
     teacher_dir = make_tiny_teacher(tiny_bert_dir, tmp_path / "teacher" / "model")
     texts = MANY + ["", "Ünïcödé 😀", "a much longer text " * 6]
     by_backend = {}
-    for backend in ("torch", "onnx", "onnx-int8"):
+    for backend in ("torch", "torch-bf16", "onnx", "onnx-int8"):
         labeler = open_labeler(teacher_dir, backend, device="cpu", threads=1)
         by_backend[backend] = teacher_logits(labeler, texts, tmp_path / "cache", 4, chunk_rows=5,
                                              key=teacher_key(teacher_dir, backend))
@@ -343,6 +344,8 @@ def test_onnx_backends_label_like_the_pytorch_teacher(tiny_bert_dir, tmp_path):
     assert (tmp_path / "teacher" / "onnx-int8" / "model.onnx").exists()  # exported where `evaluate` looks
     np.testing.assert_allclose(by_backend["onnx"], by_backend["torch"], atol=1e-4)
     assert np.abs(by_backend["onnx-int8"] - by_backend["onnx"]).max() < 0.5
-    assert len(list((tmp_path / "cache").glob("*/manifest.json"))) == 3
+    assert np.abs(by_backend["torch-bf16"] - by_backend["torch"]).max() < 0.5  # bf16 keeps 8 bits of mantissa
+    assert not np.array_equal(by_backend["torch-bf16"], by_backend["torch"])  # autocast did run in bf16
+    assert len(list((tmp_path / "cache").glob("*/manifest.json"))) == 4
     with pytest.raises(BertdistillError, match="label_backend"):
         open_labeler(teacher_dir, "tensorrt")

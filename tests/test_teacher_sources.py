@@ -20,6 +20,7 @@ from bertdistill import pipeline
 from bertdistill.cli import main
 from bertdistill.config import config_from_dict
 from bertdistill.errors import BertdistillError
+from bertdistill.labels.soft_labels import teacher_key
 from bertdistill.teacher import pretrained
 from bertdistill.teacher.model import Teacher
 
@@ -146,16 +147,21 @@ def test_label_map_names_the_classes_a_classifier_calls_otherwise(tiny_bert_dir,
 
 # --- int8 labeling of the transfer set -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("threshold, used", [(0.0, "onnx-int8"), (1.01, "onnx")])
-def test_int8_labels_the_transfer_set_only_when_it_agrees_on_val(tiny_bert_dir, data_dir, tmp_path, monkeypatch,
-                                                                 threshold, used):
-    monkeypatch.setattr(pipeline, "MIN_INT8_AGREEMENT", threshold)
+@pytest.mark.parametrize("requested, threshold, used", [("onnx-int8", 0.0, "onnx-int8"), ("onnx-int8", 1.01, "onnx"),
+                                                        ("torch-bf16", 0.0, "torch-bf16"), ("torch-bf16", 1.01, "torch")])
+def test_reduced_precision_labels_the_transfer_set_only_when_it_agrees_on_val(tiny_bert_dir, data_dir, tmp_path,
+                                                                              monkeypatch, capsys, requested,
+                                                                              threshold, used):
+    monkeypatch.setattr(pipeline, "MIN_AGREEMENT", threshold)
     out = tmp_path / "run"
     config = str(run_config(tmp_path, data_dir, tiny_bert_dir))
     for stage in ("teacher", "label"):
-        assert main([stage, config, "--out", str(out), "--set", 'teacher.label_backend="onnx-int8"']) == 0
+        assert main([stage, config, "--out", str(out), "--set", f'teacher.label_backend="{requested}"']) == 0
     record = json.loads((out / "soft_labels" / pipeline.LABELER).read_text())
-    assert record["requested"] == "onnx-int8" and record["backend"] == used and 0 <= record["val_agreement"] <= 1
+    assert record["requested"] == requested and record["backend"] == used and 0 <= record["val_agreement"] <= 1
+    assert (f"{used} labels the transfer set instead" in capsys.readouterr().out) == (used != requested)
+    key = teacher_key(out / "teacher" / "model", used)  # the transfer set's logits are cached under its backend
+    assert any(path.name.startswith(f"{key}-") for path in (out / "soft_labels").iterdir())
     run = pipeline.Run(config_from_dict(json.loads((out / "config.json").read_text())), out)
     assert pipeline.labeling_backend(run) == used
     texts, logits = pipeline.transfer_logits(run)  # the students read the cache of the backend that labeled

@@ -123,27 +123,28 @@ def label(run: Run, shard: Shard = Shard()) -> dict[str, np.ndarray]:
 
 
 LABELER = "labeler.json"  # in the soft-label cache: which backend labeled the transfer set, and why
-MIN_INT8_AGREEMENT = 0.99  # top-1 agreement with the PyTorch teacher on val that int8 labeling must keep
+MIN_AGREEMENT = 0.99  # top-1 agreement with the PyTorch fp32 teacher on val that reduced precision must keep
+FP32_OF = {"onnx-int8": "onnx", "torch-bf16": "torch"}  # reduced-precision backend -> its fp32 fallback
 
 
 def choose_labeler(run: Run, teacher: Teacher, val_logits: np.ndarray):
-    """(backend, labeler) for the transfer set: teacher.label_backend, except that int8 labels only if it agrees
-    with the PyTorch teacher on >= 99% of val (else the fp32 export labels, with a warning). The choice is
-    recorded, so later stages read the same cache."""
+    """(backend, labeler) for the transfer set: teacher.label_backend, except that a reduced-precision one (int8,
+    bf16) labels only if it agrees with the PyTorch fp32 teacher on >= 99% of val (else its fp32 counterpart labels,
+    with a message). The choice is recorded, so later stages read the same cache."""
     requested = run.config.teacher.label_backend
     if requested == "torch":
         return requested, teacher
-    labeler = soft_labels.open_labeler(run.teacher_dir, requested)
+    labeler = soft_labels.open_labeler(run.teacher_dir, requested, run.config.teacher.device)
     record = {"requested": requested, "backend": requested}
-    if requested == "onnx-int8":
+    if requested in FP32_OF:
         agreement = fidelity(probabilities(val_logits, run.dataset.task),
                              labeler.predict_proba(run.dataset.val.texts), run.dataset.task)["agreement"]
         record["val_agreement"] = agreement
-        if agreement < MIN_INT8_AGREEMENT:
-            print(f"label: the int8 teacher agrees with the PyTorch teacher on {agreement:.1%} of val (< "
-                  f"{MIN_INT8_AGREEMENT:.0%}); the fp32 ONNX export labels the transfer set instead")
-            record["backend"] = "onnx"
-            labeler = soft_labels.open_labeler(run.teacher_dir, "onnx")
+        if agreement < MIN_AGREEMENT:
+            record["backend"] = FP32_OF[requested]
+            print(f"label: the {requested} teacher agrees with the PyTorch teacher on {agreement:.1%} of val "
+                  f"(< {MIN_AGREEMENT:.0%}); {record['backend']} labels the transfer set instead")
+            labeler = teacher if record["backend"] == "torch" else soft_labels.open_labeler(run.teacher_dir, "onnx")
     files.write_json(run.cache_dir / LABELER, record)
     return record["backend"], labeler
 

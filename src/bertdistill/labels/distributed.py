@@ -55,7 +55,8 @@ def label_texts(args: argparse.Namespace, shard: Shard) -> None:
 
 
 def _export_once(teacher_dir: Path, backend: str) -> None:
-    if backend != "torch":
+    """The ONNX export, made by one process before the others open it."""
+    if backend.startswith("onnx"):
         soft_labels.open_labeler(teacher_dir, backend)
 
 

@@ -32,7 +32,7 @@ from bertdistill.names import TEACHER_INT8, TEACHER_ONNX
 
 CACHE_FORMAT = "bertdistill-soft-labels"
 CHUNK_ROWS = 4096  # ~20 s of MiniLM on a CPU core: what an interruption can cost
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 
 
 def teacher_fingerprint(teacher_folder: Path) -> str:
@@ -51,12 +51,14 @@ def teacher_fingerprint(teacher_folder: Path) -> str:
 
 
 def teacher_key(teacher_folder: Path, backend: str = "torch") -> str:
-    """The teacher's fingerprint, plus the backend and export recipe when it is not PyTorch (int8 logits are not
-    fp32 logits, and a new recipe changes them)."""
+    """The teacher's fingerprint, plus the backend when it is not PyTorch fp32 (bf16 or int8 logits are not fp32
+    logits), and for an ONNX export its recipe (a new recipe changes them)."""
     from bertdistill.teacher.onnx_export import RECIPE
 
     fingerprint = teacher_fingerprint(teacher_folder)
-    return fingerprint if backend == "torch" else f"{fingerprint}-{backend}-r{RECIPE}"
+    if backend.startswith("torch"):
+        return fingerprint if backend == "torch" else f"{fingerprint}-{backend}"
+    return f"{fingerprint}-{backend}-r{RECIPE}"
 
 
 def texts_fingerprint(texts: list[str]) -> str:
@@ -281,15 +283,16 @@ def read_cached(path: Path, rows: int) -> np.ndarray:
 
 def open_labeler(teacher_dir: Path, backend: str = "torch", device: str = "auto", threads: int | None = None,
                  export_dir: Path | None = None):
-    """What labels the texts: the PyTorch teacher, or its ONNX Runtime export (fp32 or int8) on the CPU.
+    """What labels the texts: the PyTorch teacher (fp32, or under bf16 autocast), or its ONNX Runtime export (fp32
+    or int8) on the CPU.
 
     ONNX exports go to export_dir (default: beside the teacher folder, where `evaluate` puts them too)."""
     if backend not in BACKENDS:
         raise BertdistillError(f"teacher.label_backend: '{backend}' is not one of {', '.join(BACKENDS)}")
-    if backend == "torch":
+    if backend.startswith("torch"):
         from bertdistill.teacher.model import Teacher
 
-        return Teacher(teacher_dir, device)
+        return Teacher(teacher_dir, device, bf16=backend == "torch-bf16")
     import torch
 
     from bertdistill.teacher import onnx_export

@@ -53,9 +53,10 @@ def load_tokenizer(backbone: str):
 
 
 class Teacher:
-    """A fine-tuned teacher loaded for inference: raw strings in, logits or probabilities out."""
+    """A fine-tuned teacher loaded for inference: raw strings in, logits or probabilities out. Its arithmetic is fp32
+    on a CPU, bf16 autocast on CUDA or when asked for (`bf16`: on a CPU with AMX ~4x fp32's texts/s)."""
 
-    def __init__(self, folder: Path, device: str = "auto"):
+    def __init__(self, folder: Path, device: str = "auto", bf16: bool = False):
         self.folder = Path(folder)
         meta_file = self.folder / "bertdistill.json"
         if not meta_file.exists():
@@ -68,6 +69,7 @@ class Teacher:
         self.max_length = self.meta["max_length"]
         self.columns = self.meta.get("label_columns")  # an adopted classifier's outputs in the data's label order
         self.device = choose_device(device)
+        self.bf16 = bf16 or self.device.type == "cuda"
         self.tokenizer = AutoTokenizer.from_pretrained(self.folder)
         self.model = AutoModelForSequenceClassification.from_pretrained(self.folder).to(self.device).eval()
 
@@ -80,7 +82,7 @@ class Teacher:
         """(n, k) float32 logits; texts are batched by length so little compute goes to padding."""
         def run(sequences: list) -> np.ndarray:
             batch = pad_batch(sequences, self.tokenizer.pad_token_id, self.device)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 out = self.model(**batch).logits.float().cpu().numpy()
             return out if self.columns is None else out[:, self.columns]
 
