@@ -125,7 +125,7 @@ def diagnose(run: Run, entries: list[dict], test_probs: dict[str, np.ndarray]) -
 def comparisons(run: Run, entries: list[dict], test_probs: dict[str, np.ndarray]) -> list[dict]:
     """95% paired bootstrap intervals on test for: distilled vs hard-label twin, ensemble vs teacher, int8 vs fp32
     teacher. Each interval is also stored on the first model's entry (ci_vs_twin / ci_vs_teacher)."""
-    labels, score = run.dataset.test.labels, run.scorer.score
+    labels, score = run.dataset.test.labels, run.scorer.resampled
     pairs = [(e, e["twin"], "ci_vs_twin") for e in entries if e["twin"] in test_probs]
     pairs += [(e, "teacher", "ci_vs_teacher") for e in entries
               if e["role"] == "ensemble" or e["name"] == TEACHER_INT8]
