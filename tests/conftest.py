@@ -29,6 +29,17 @@ _FILLER = ["the", "a", "today", "really", "i", "think", "this", "was", "so", "ve
 torch.set_num_threads(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def small_fasttext_tables():
+    """fastText students hash n-grams into 20k rows instead of 200k: the tests' tasks need few, and the `.ftz`
+    product quantization of a 200k-row table takes ~45 s per model (the bundles read the size from the model)."""
+    from bertdistill.students import fasttext_lib
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(fasttext_lib, "BUCKETS", 20_000)
+        yield
+
+
 def _sentence(rng: np.random.Generator, keywords: list[str], n_keywords: int) -> str:
     """Filler words of varying length plus class keywords, shuffled: learnable from words alone."""
     words = list(rng.choice(_FILLER, size=int(rng.integers(2, 14))))

@@ -247,9 +247,9 @@ def test_fasttext_bundle_hashes_and_scores_as_fasttext_does(tmp_path, task):
                                student.predict_proba(texts), atol=1e-6)
 
 
-def test_fasttext_training_that_diverges_or_ends_in_nan_is_retried_with_the_next_seed(tmp_path, monkeypatch):
-    """The binding's training now and then ends in NaN or in huge weights: `train` retries with the next seed, and
-    after ATTEMPTS failures says so in one error."""
+def test_fasttext_training_that_fails_diverges_or_hangs_is_retried_with_the_next_seed(tmp_path, monkeypatch):
+    """The binding's training now and then ends in NaN, in huge weights, or hangs: `train` runs it in a child
+    process under a time limit and retries with the next seed; after ATTEMPTS failures it says why in one error."""
     import fasttext
 
     from bertdistill.errors import BertdistillError
@@ -265,20 +265,45 @@ def test_fasttext_training_that_diverges_or_ends_in_nan_is_retried_with_the_next
         def get_output_matrix(self):
             return self.matrix
 
-    outcomes, seeds = [RuntimeError("Encountered NaN."), Model(4e11), Model(np.nan), Model(0.5)], []
+    saved, seeds, limits = {}, [], []
+    outcomes = [(3, "Encountered NaN."), "hang", Model(4e11), Model(np.nan), Model(0.5)]
 
-    def train_supervised(path, seed, **settings):
-        seeds.append(seed)
+    def run(command, timeout, **kwargs):  # the child: python -m ...fasttext_child SETTINGS OUT
+        settings, out = json.loads(command[-2]), command[-1]
+        seeds.append(settings["seed"])
+        limits.append(timeout)
         outcome = outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
+        if outcome == "hang":
+            raise subprocess.TimeoutExpired(command, timeout)
+        if isinstance(outcome, tuple):
+            return subprocess.CompletedProcess(command, outcome[0], "", outcome[1])
+        saved[out] = outcome
+        return subprocess.CompletedProcess(command, 0, "", "")
 
-    monkeypatch.setattr(fasttext, "train_supervised", train_supervised)
-    assert train(tmp_path / "t.txt", 7).matrix[0, 0] == 0.5 and seeds == [7, 8, 9, 10]
+    monkeypatch.setattr(fasttext_lib.subprocess, "run", run)
+    monkeypatch.setattr(fasttext, "load_model", lambda path: saved[path])
+    assert train(tmp_path / "t.txt", 7, autotuneDuration=5).matrix[0, 0] == 0.5 and seeds == [7, 8, 9, 10, 11]
+    assert set(limits) == {5 + fasttext_lib.FINAL_TRAINING_SECONDS}
     outcomes[:] = [Model(1e12)] * fasttext_lib.ATTEMPTS
     with pytest.raises(BertdistillError, match="10 times: weights diverged"):
         train(tmp_path / "t.txt", 7)
-    outcomes[:] = [RuntimeError("cannot open file")]
+    outcomes[:] = ["hang"] * fasttext_lib.ATTEMPTS
+    with pytest.raises(BertdistillError, match="10 times: training overran"):
+        train(tmp_path / "t.txt", 7)
+    outcomes[:] = [(1, "ValueError: cannot open file")]
     with pytest.raises(BertdistillError, match="cannot open file"):
         train(tmp_path / "t.txt", 7)
+
+
+def test_fasttext_training_in_a_child_process_for_real(multiclass_dataset, tmp_path):
+    """`train` with the real child process: a healthy model read back; a file fastText cannot read is one error."""
+    from bertdistill.errors import BertdistillError
+    from bertdistill.students.fasttext_lib import FastTextLibStudent, healthy
+
+    student = FastTextLibStudent()
+    student.task_ = multiclass_dataset.task
+    student._write(tmp_path / "train.txt", multiclass_dataset.train.texts, multiclass_dataset.train.labels)
+    model = train(tmp_path / "train.txt", 0, epoch=20, wordNgrams=2, bucket=20_000, thread=1)
+    assert healthy(model) and model.predict("pizza pasta dinner")[0][0] == "__label__1"
+    with pytest.raises(BertdistillError, match="fastText training failed: .*missing.txt"):
+        train(tmp_path / "missing.txt", 0)

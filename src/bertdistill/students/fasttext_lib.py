@@ -11,12 +11,17 @@ prepare them, and labels are written as `__label__<index>`, so label names may h
 The binding is `fasttext-numpy2-wheel` (Python 3.11+, numpy 2). Its training is not reproducible, even on one
 thread with a fixed seed (the same call in one process gives different weights), and now and then it diverges: it stops
 with "Encountered NaN", or ends with weights of 1e11 and more whose predictions are NaN. fastText 0.9.3 built from
-source does the same. So a model is checked after training (`healthy`) and a failed or diverged training is retried
-with the next seed (ATTEMPTS). Word bigrams, which fastText recommends for classification, are fixed.
+source does the same. On a busy machine it has also hung inside autotune (minutes in its wait for worker threads that
+had ended). So each training runs in a child process under a time limit (fasttext_child.py), its model is checked
+(`healthy`), and a training that fails, diverges or overruns is retried with the next seed (ATTEMPTS). Word bigrams,
+which fastText recommends for classification, are fixed.
 """
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import ClassVar
@@ -34,6 +39,7 @@ INSTALL = 'pip install -e ".[fasttext]" (the fasttext-numpy2-wheel package)'
 PUNCTUATION = re.compile(r"([^\w\s])")
 ATTEMPTS = 10
 MAX_WEIGHT = 1e3  # healthy models measured here stay under 10; diverged ones reach 1e11 and beyond
+FINAL_TRAINING_SECONDS = 120  # beyond the autotune budget: its final training, measured at ~5 s on 20k tweets
 LOG_FLOOR = 1e-5  # fastText's predict takes log(p + 1e-5)
 BUCKETS = 200_000  # hashed n-gram rows; autotune left alone tries up to 10M (gigabytes), tweets need few
 TUNED = ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "minn", "maxn", "bucket", "dsub", "loss")
@@ -59,20 +65,31 @@ def healthy(model) -> bool:
 
 
 def train(path: Path, seed: int, **settings):
-    """`fasttext.train_supervised` on the file at `path`, retried with the next seed when it ends in NaN or diverges."""
+    """`fasttext.train_supervised` on the file at `path` in a child process, retried with the next seed when it ends
+    in NaN, diverges or overruns its time limit (the autotune budget plus FINAL_TRAINING_SECONDS)."""
     fasttext = _library()
+    limit = settings.get("autotuneDuration", 0) + FINAL_TRAINING_SECONDS
     problem = ""
-    for attempt in range(ATTEMPTS):
-        try:
-            model = fasttext.train_supervised(str(path), seed=seed + attempt, verbose=0, **settings)
-        except RuntimeError as err:
-            if "NaN" not in str(err):
-                raise BertdistillError(f"fastText training failed: {err}") from None
-            problem = str(err)
-            continue
-        if healthy(model):
-            return model
-        problem = f"weights diverged past {MAX_WEIGHT:g}"
+    with tempfile.TemporaryDirectory(prefix="bertdistill-fasttext-model-") as folder:
+        for attempt in range(ATTEMPTS):
+            out = Path(folder) / f"model-{attempt}.bin"
+            arguments = json.dumps({"input": str(path), "seed": seed + attempt, "verbose": 0, **settings})
+            try:
+                child = subprocess.run([sys.executable, "-m", "bertdistill.students.fasttext_child", arguments,
+                                        str(out)], capture_output=True, text=True, timeout=limit)
+            except subprocess.TimeoutExpired:
+                problem = f"training overran {limit:g} s"
+                continue
+            message = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
+            if child.returncode != 0:
+                if "NaN" not in message:
+                    raise BertdistillError(f"fastText training failed: {message}")
+                problem = message
+                continue
+            model = fasttext.load_model(str(out))
+            if healthy(model):
+                return model
+            problem = f"weights diverged past {MAX_WEIGHT:g}"
     raise BertdistillError(f"fastText training failed {ATTEMPTS} times: {problem}")
 
 

@@ -15,7 +15,9 @@ offensive (2 CPU threads, 2,000 train texts; agreement chosen on *val*):
   features to fewer) take GELU outputs with outlier channels that one per-tensor scale handles badly (Bondarenko
   et al. 2021), and the early layers suffer most: top-1 agreement with fp32 on val is 98.3% with every
   down-projection int8, 98.7% with layer 0's kept fp32, 99.3% with the first half's kept fp32 (and with all of
-  them). So the first half stays fp32: 1.7x PyTorch's texts/s, where all-int8 reaches 2.0x at 98.3%.
+  them). So the first half stays fp32: 1.7x PyTorch's texts/s, where all-int8 reaches 2.0x at 98.3%. On MPNet
+  the same recipe agrees on only 91-96% of val, and no variant tried (SmoothQuant, more layers fp32) reaches 99% at
+  a useful speed (benchmarks/TRANSFER.md): its transfer sets are labeled by PyTorch under bf16 autocast instead.
 Each variant is a self-contained folder (model.onnx, tokenizer, bertdistill.json) under the run's teacher/.
 """
 from __future__ import annotations
