@@ -8,8 +8,9 @@ gold labels (`static`) or on the teacher's soft targets over the whole transfer 
 own classifier cannot do). The source is the fine-tuned teacher's encoder by default
 (`students.neural.static_source`), or a pretrained model such as `minilm`.
 
-Inference needs no PyTorch: the Rust tokenizer, a gather, a weighted mean and a matrix product in numpy, for one
-text or a batch; tests hold it to the PyTorch module's probabilities.
+Inference needs no PyTorch: the tokenizer (the Rust one for a batch; for one text, the same ids from wordpiece.py's
+cached Python path where it applies), then a gather and a sum in numpy, for one text or a batch; tests hold it to
+the PyTorch module's probabilities.
 """
 from __future__ import annotations
 
@@ -87,13 +88,17 @@ class StaticStudent(NeuralStudent):
             module.weights.copy_(torch.from_numpy(weights))
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        """Numpy all the way: no PyTorch call, for one text as for many."""
+        """Numpy all the way: no PyTorch call, for one text as for many. The head is linear, so each token's share
+        of the logits is precomputed (table row x SIF weight x head) next to its SIF weight: a text is then one
+        gather and one sum of (k + 1)-wide rows."""
         if self.numpy_ is None:
-            self.numpy_ = numpy_weights(self.module_)
-        scaled, weights, coef, bias = self.numpy_
+            scaled, weights, coef, bias = numpy_weights(self.module_)
+            self.numpy_ = (np.ascontiguousarray(np.column_stack([scaled @ coef, weights]), dtype=np.float32), bias)
+        shares, bias = self.numpy_
         logits = np.empty((len(texts), len(bias)), dtype=np.float32)
         for row, ids in enumerate(self.encoder_.encode_each(texts)):
-            logits[row] = scaled[ids].sum(0) @ coef / max(weights[ids].sum(), 1e-9) + bias
+            total = shares[ids].sum(0)
+            logits[row] = total[:-1] / max(total[-1], 1e-9) + bias
         return logits
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:

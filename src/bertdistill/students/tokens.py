@@ -29,6 +29,7 @@ class SubwordEncoder:
         self.id_map = np.full(len(tokenizer), UNK, dtype=np.int64)
         self.id_map[kept] = np.arange(len(kept))
         self.fast_ = None  # the Rust tokenizer alone, for encode_each
+        self.single_ = None  # (WordPiece, first id, last id): the Python path for one text, when it applies
 
     @classmethod
     def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "SubwordEncoder":
@@ -52,16 +53,39 @@ class SubwordEncoder:
         if self.fast_ is None:
             from tokenizers import Tokenizer
 
-            self.fast_ = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
+            spec = self.tokenizer.backend_tokenizer.to_str()
+            self.fast_ = Tokenizer.from_str(spec)
             self.fast_.enable_truncation(self.max_length)
             self.fast_.no_padding()
+            self.single_ = self._single_text_path(spec)
         return self.fast_
 
+    def _single_text_path(self, spec: str):
+        """WordPiece in Python (wordpiece.py) between the special tokens the Rust tokenizer adds, when the tokenizer
+        is one it reproduces and a probe text gets the same ids; else None."""
+        import json
+
+        from bertdistill.students.wordpiece import WordPiece
+
+        wordpiece = WordPiece.for_tokenizer(self.fast_, json.loads(spec))
+        specials = self.fast_.encode("").ids
+        if wordpiece is None or len(specials) != 2 or self.max_length < 3:
+            return None
+        path = (wordpiece, *specials)
+        probe = "Probe, with Ünïcode 😀 and ##pieces: tokenization!"
+        return path if self._ids(path, probe) == self.fast_.encode(probe).ids else None
+
+    def _ids(self, path: tuple, text: str) -> list[int]:
+        wordpiece, first, last = path
+        return [first, *wordpiece.ids(text)[:self.max_length - 2], last]
+
     def encode_each(self, texts: list[str]) -> list[np.ndarray]:
-        """`encode` through `fast_tokenizer`, without the Python wrapper's per-call overhead (the same ids)."""
+        """`encode` through `fast_tokenizer`, without the Python wrapper's per-call overhead (the same ids); one
+        text through the Python WordPiece path where it applies (~2x faster for a tweet)."""
         fast = self.fast_tokenizer()
         if len(texts) == 1:
-            return [self.id_map[fast.encode(texts[0]).ids]]
+            ids = self._ids(self.single_, texts[0]) if self.single_ else fast.encode(texts[0]).ids
+            return [self.id_map[ids]]
         return [self.id_map[e.ids] for e in fast.encode_batch(texts)]
 
     def save(self, folder: Path) -> None:

@@ -1,0 +1,96 @@
+"""BERT-style WordPiece tokenization in Python with per-character and per-word caches: the static students'
+single-text path.
+
+For one short text, the Rust tokenizer's Python call costs ~50 µs here, most of it per-call overhead; this path
+costs about half on tweets, so that a static student's whole prediction can fit in fastText's latency. It applies to
+the `tokenizers` pipeline BertNormalizer -> BertPreTokenizer -> WordPiece (BERT, MiniLM, MPNet and their cased
+variants); `for_tokenizer` returns None for any other (BPE, SentencePiece, other normalizers), whose callers keep the
+Rust tokenizer.
+
+Exact by construction rather than by re-implementing Unicode tables (Rust's and Python's differ on unassigned and
+recent characters, and on a final capital sigma): BertNormalizer works character by character, so the first time a
+character is seen the Rust normalizer and pre-tokenizer are asked what it becomes (dropped, whitespace, a CJK
+character padded with spaces, accents stripped, lower-cased) and whether the result is punctuation (split off on
+its own). That answer is cached as a `str.translate` entry that pads punctuation with spaces, so a text becomes its
+words with one `translate` and one `split`. WordPiece itself (greedy longest match, the unknown token for a word
+too long or with an unmatched piece) runs once per distinct word, then comes from a cache. Ids without special
+tokens; tests hold them to the Rust tokenizer on real tweets and random Unicode.
+"""
+from __future__ import annotations
+
+CACHE_WORDS = 200_000  # words remembered; beyond that the cache is cleared (a long-running server stays bounded)
+
+
+class WordPiece:
+    """Token ids of a text, as the BERT-style Rust tokenizer `fast` (a `tokenizers.Tokenizer`) gives them."""
+
+    def __init__(self, fast, vocab: dict[str, int], unk: str, prefix: str, max_chars: int):
+        self.normalizer, self.pre_tokenizer = fast.normalizer, fast.pre_tokenizer
+        self.vocab, self.unk, self.prefix, self.max_chars = vocab, vocab[unk], prefix, max_chars
+        self.table: dict[int, str] = {}  # codepoint -> what it becomes, punctuation padded with spaces
+        self.words: dict[str, list[int]] = {}
+        self._learn(map(chr, range(128)))
+
+    @classmethod
+    def for_tokenizer(cls, fast, spec: dict) -> "WordPiece | None":
+        """For the Rust tokenizer `fast` and its tokenizer.json content `spec`; None unless that is BertNormalizer +
+        BertPreTokenizer + WordPiece, with the normalizer's text cleaning on (it turns every whitespace character
+        into a space, so that Python's `split` splits where Rust's pre-tokenizer does)."""
+        normalizer, pre, model = spec.get("normalizer") or {}, spec.get("pre_tokenizer") or {}, spec.get("model") or {}
+        if (normalizer.get("type"), pre.get("type"), model.get("type")) != ("BertNormalizer", "BertPreTokenizer",
+                                                                          "WordPiece"):
+            return None
+        if not normalizer.get("clean_text", True):
+            return None
+        if model.get("unk_token") not in model.get("vocab", {}):
+            return None
+        return cls(fast, model["vocab"], model["unk_token"], model.get("continuing_subword_prefix", "##"),
+                   model.get("max_input_chars_per_word", 100))
+
+    def _learn(self, chars) -> None:
+        """Ask the Rust normalizer and pre-tokenizer what each character becomes."""
+        for char in chars:
+            normalized = self.normalizer.normalize_str(char)
+            self.table[ord(char)] = "".join(self._split_form(c) for c in normalized)
+
+    def _split_form(self, char: str) -> str:
+        """' ' for a character the pre-tokenizer splits on, ' c ' for one it isolates (punctuation), else itself."""
+        pieces = [piece for piece, _ in self.pre_tokenizer.pre_tokenize_str(f"a{char}a")]
+        if pieces == ["a", "a"]:
+            return " "
+        return f" {char} " if pieces == ["a", char, "a"] else char
+
+    def ids(self, text: str) -> list[int]:
+        if not text.isascii():
+            unseen = {char for char in text if ord(char) not in self.table}
+            if unseen:
+                self._learn(unseen)
+        ids: list[int] = []
+        words = self.words
+        for word in text.translate(self.table).split():
+            pieces = words.get(word)
+            if pieces is None:
+                if len(words) >= CACHE_WORDS:
+                    words.clear()
+                pieces = words[word] = self._pieces(word)
+            ids.extend(pieces)
+        return ids
+
+    def _pieces(self, word: str) -> list[int]:
+        """Greedy longest-match-first WordPiece of one word."""
+        if len(word) > self.max_chars:
+            return [self.unk]
+        pieces, start = [], 0
+        while start < len(word):
+            end, found = len(word), None
+            while start < end:
+                piece = word[start:end] if start == 0 else self.prefix + word[start:end]
+                if piece in self.vocab:
+                    found = self.vocab[piece]
+                    break
+                end -= 1
+            if found is None:
+                return [self.unk]
+            pieces.append(found)
+            start = end
+        return pieces
