@@ -31,12 +31,12 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def small_fasttext_tables():
-    """fastText students hash n-grams into 20k rows instead of 200k: the tests' tasks need few, and the `.ftz`
+    """fastText students hash n-grams into 2,000 rows instead of 200,000: the tests' tasks need few, and the `.ftz`
     product quantization of a 200k-row table takes ~45 s per model (the bundles read the size from the model)."""
     from bertdistill.students import fasttext_lib
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fasttext_lib, "BUCKETS", 20_000)
+        patch.setattr(fasttext_lib, "BUCKETS", 2_000)
         yield
 
 

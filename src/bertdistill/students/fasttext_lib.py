@@ -39,7 +39,8 @@ INSTALL = 'pip install -e ".[fasttext]" (the fasttext-numpy2-wheel package)'
 PUNCTUATION = re.compile(r"([^\w\s])")
 ATTEMPTS = 10
 MAX_WEIGHT = 1e3  # healthy models measured here stay under 10; diverged ones reach 1e11 and beyond
-FINAL_TRAINING_SECONDS = 120  # beyond the autotune budget: its final training, measured at ~5 s on 20k tweets
+# time limit beyond the autotune budget, for its final training: measured at ~5 s on 20k tweets (2 MB)
+FINAL_TRAINING_SECONDS, FINAL_TRAINING_SECONDS_PER_MB = 30, 6
 LOG_FLOOR = 1e-5  # fastText's predict takes log(p + 1e-5)
 BUCKETS = 200_000  # hashed n-gram rows; autotune left alone tries up to 10M (gigabytes), tweets need few
 TUNED = ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "minn", "maxn", "bucket", "dsub", "loss")
@@ -66,9 +67,10 @@ def healthy(model) -> bool:
 
 def train(path: Path, seed: int, **settings):
     """`fasttext.train_supervised` on the file at `path` in a child process, retried with the next seed when it ends
-    in NaN, diverges or overruns its time limit (the autotune budget plus FINAL_TRAINING_SECONDS)."""
+    in NaN, diverges or overruns its time limit (the autotune budget plus a final training's, by the file's size)."""
     fasttext = _library()
-    limit = settings.get("autotuneDuration", 0) + FINAL_TRAINING_SECONDS
+    megabytes = Path(path).stat().st_size / 1e6 if Path(path).exists() else 0.0
+    limit = settings.get("autotuneDuration", 0) + FINAL_TRAINING_SECONDS + FINAL_TRAINING_SECONDS_PER_MB * megabytes
     problem = ""
     with tempfile.TemporaryDirectory(prefix="bertdistill-fasttext-model-") as folder:
         for attempt in range(ATTEMPTS):
@@ -78,7 +80,8 @@ def train(path: Path, seed: int, **settings):
                 child = subprocess.run([sys.executable, "-m", "bertdistill.students.fasttext_child", arguments,
                                         str(out)], capture_output=True, text=True, timeout=limit)
             except subprocess.TimeoutExpired:
-                problem = f"training overran {limit:g} s"
+                problem = f"training overran {limit:.0f} s"
+                print(f"fastText: {problem} (the binding hangs now and then); retrying with the next seed")
                 continue
             message = (child.stderr.strip().splitlines() or [f"exit status {child.returncode}"])[-1]
             if child.returncode != 0:
