@@ -29,18 +29,6 @@ _FILLER = ["the", "a", "today", "really", "i", "think", "this", "was", "so", "ve
 torch.set_num_threads(1)
 
 
-@pytest.fixture(scope="session", autouse=True)
-def small_fasttext_tables():
-    """fastText students hash n-grams into 20,000 rows instead of 200,000: the tests' tasks need few, the `.ftz`
-    quantization is ~10x quicker, and the bundles read the size from the model. (With 2,000 rows the binding's final
-    training ended in NaN on every seed tried, on 200 offensive tweets.)"""
-    from bertdistill.students import fasttext_lib
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(fasttext_lib, "BUCKETS", 20_000)
-        yield
-
-
 def _sentence(rng: np.random.Generator, keywords: list[str], n_keywords: int) -> str:
     """Filler words of varying length plus class keywords, shuffled: learnable from words alone."""
     words = list(rng.choice(_FILLER, size=int(rng.integers(2, 14))))
