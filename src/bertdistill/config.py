@@ -87,7 +87,7 @@ class TeacherConfig(_Section):
     checkpoint_minutes: float = Field(15.0, gt=0)  # a mid-epoch checkpoint at least this often
     keep_checkpoints: Literal["best-and-latest", "all"] = "best-and-latest"  # epoch checkpoints kept on disk
     label_batch_size: int = Field(128, ge=1)
-    # what labels the transfer set: the PyTorch teacher (fp32; "torch-bf16": under bf16 autocast, ~4x on a CPU with
+    # what labels the transfer set: the PyTorch teacher (fp32; "torch-bf16": under bf16 autocast, 2.3x fp32 here with
     # AMX) or its ONNX Runtime export (CPU). Reduced precision labels only if it agrees on >= 99% of val
     label_backend: Literal["torch", "torch-bf16", "onnx", "onnx-int8"] = "torch"
     device: Literal["auto", "cpu", "cuda"] = "auto"

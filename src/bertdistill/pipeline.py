@@ -134,7 +134,8 @@ def choose_labeler(run: Run, teacher: Teacher, val_logits: np.ndarray):
     requested = run.config.teacher.label_backend
     if requested == "torch":
         return requested, teacher
-    labeler = soft_labels.open_labeler(run.teacher_dir, requested, run.config.teacher.device)
+    labeler = (teacher.in_bf16() if requested == "torch-bf16"  # the loaded weights, not a second copy
+               else soft_labels.open_labeler(run.teacher_dir, requested))
     record = {"requested": requested, "backend": requested}
     if requested in FP32_OF:
         agreement = fidelity(probabilities(val_logits, run.dataset.task),

@@ -1,9 +1,9 @@
 """BERT-style WordPiece tokenization in Python with per-character and per-word caches: the static students'
 single-text path.
 
-For one short text, the Rust tokenizer's Python call costs ~50 µs here, most of it per-call overhead; this path
-costs about half on tweets, so that a static student's whole prediction can fit in fastText's latency. It applies to
-the `tokenizers` pipeline BertNormalizer -> BertPreTokenizer -> WordPiece (BERT, MiniLM, MPNet and their cased
+For one short text, the Rust tokenizer's Python call costs 55-85 µs here, most of it per-call overhead; this path
+costs 16-27 µs cold and 7-12 µs warm on tweets, so that a static student's whole prediction fits in fastText's
+latency. It applies to the `tokenizers` pipeline BertNormalizer -> BertPreTokenizer -> WordPiece (BERT, MiniLM, MPNet and their cased
 variants); `for_tokenizer` returns None for any other (BPE, SentencePiece, other normalizers), whose callers keep the
 Rust tokenizer.
 
