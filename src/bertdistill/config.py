@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bertdistill.errors import BertdistillError
 
@@ -151,6 +151,16 @@ class StudentsConfig(_Section):
     neural: NeuralConfig = NeuralConfig()
     # the fastText library students: seconds of fastText's own hyper-parameter search (autotune) on val
     fasttext_autotune_seconds: int = Field(120, ge=5)
+    # fasttext-lib-ftz: keep only the rows (words and hashed n-grams) with the largest norms before quantizing, as
+    # fastText's `quantize -cutoff` does (smaller model, quantized in seconds); 0 keeps every row
+    fasttext_ftz_cutoff: int = Field(0, ge=0)
+
+    @field_validator("fasttext_ftz_cutoff")
+    @classmethod
+    def _enough_rows_to_quantize(cls, cutoff: int) -> int:
+        if 0 < cutoff < 256:
+            raise ValueError("must be 0 (keep every row) or at least 256: product quantization learns 256 centroids")
+        return cutoff
 
 
 class EvalConfig(_Section):

@@ -205,7 +205,7 @@ def train_students(run: Run) -> list[str]:
                 continue
             print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
                   "training it again")
-        seconds = _fit(run, name, student, data, key)
+        seconds = _fit(run, name, student, data)
         def save(staging: Path) -> None:
             student.save(staging)
             files.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds,
@@ -216,16 +216,18 @@ def train_students(run: Run) -> list[str]:
     return list(run.config.students.include)
 
 
-def _fit(run: Run, name: str, student, data: TrainingData, key: str) -> float:
-    """Train `student` (or derive it from the same run's student it is made from, trained with the same key);
-    returns the training seconds, a derived student's including those of its source."""
+def _fit(run: Run, name: str, student, data: TrainingData) -> float:
+    """Train `student` (or derive it from the run's student it is made from, when that one was trained on the same
+    texts with the settings it reads); returns the training seconds, a derived student's including its source's."""
     val = run.dataset.val
-    source = run.student_dir(student.derived_from or name)
     started = time.perf_counter()
-    if source != run.student_dir(name) and trained_with(source).get("key") == key:
-        print(f"student {name}: made from {source}")
-        student.quantize(load_student(source), val.texts, val.labels, run.scorer)
-        return time.perf_counter() - started + (trained_with(source).get("train_seconds") or 0.0)
+    if student.derived_from:
+        source = run.student_dir(student.derived_from)
+        fields = student_class(student.derived_from).config_fields
+        if trained_with(source).get("key") == training_key(run, data.texts, fields):
+            print(f"student {name}: made from {source}")
+            student.quantize(load_student(source), val.texts, val.labels, run.scorer)
+            return time.perf_counter() - started + (trained_with(source).get("train_seconds") or 0.0)
     student.fit(data, val.texts, val.labels, run.scorer, checkpoint_dir=run.student_dir(f".{name}.checkpoint"))
     return time.perf_counter() - started  # of the last (resumed) fit when training was interrupted
 
