@@ -33,8 +33,8 @@ def data_for(dataset, teacher_folder) -> TrainingData:
                         teacher_folder)
 
 
-def fit(kind, dataset, teacher_folder, neural=QUICK, **kwargs):
-    student = REGISTRY[kind](StudentsConfig(neural=neural))
+def fit(kind, dataset, teacher_folder, neural=QUICK, static_learning_rates=(1e-3, 1e-2), **kwargs):
+    student = REGISTRY[kind](StudentsConfig(neural=neural, static_learning_rates=static_learning_rates))
     return student.fit(data_for(dataset, teacher_folder), dataset.val.texts, dataset.val.labels,
                        Scorer.for_dataset(dataset, None, None), **kwargs)
 
@@ -107,6 +107,39 @@ def test_interrupted_training_resumes_to_the_same_weights(multiclass_dataset, ti
     for name, tensor in reference.module_.state_dict().items():
         torch.testing.assert_close(resumed.module_.state_dict()[name], tensor, atol=1e-5, rtol=1e-4)
     assert not (tmp_path / "ckpt").exists()  # removed once the student is trained
+
+
+def test_static_trains_each_learning_rate_keeps_the_best_on_val_and_resumes_between_them(
+        multiclass_dataset, tiny_bert_dir, tmp_path, monkeypatch, capsys):
+    """One rate that cannot learn, one that can: the second wins on val, both scores are recorded, and a run
+    interrupted during the second rate resumes there without training the first again."""
+    neural, rates = QUICK.model_copy(update={"epochs": 4}), [1e-12, 5e-2]
+    reference = fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural, static_learning_rates=rates)
+    tried = reference.params_["val_by_learning_rate"]
+    assert list(tried) == ["1e-12", "0.05"] and reference.params_["learning_rate"] == 5e-2
+    assert tried["0.05"] > tried["1e-12"] and reference.val_score_ == tried["0.05"]
+    real_checkpoint = neural_module.TrainingLoop._checkpoint
+
+    def crash_in_the_second_rate(self, state, *args):
+        real_checkpoint(self, state, *args)
+        if self.learning_rate == 5e-2 and state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(neural_module.TrainingLoop, "_checkpoint", crash_in_the_second_rate)
+    with pytest.raises(KeyboardInterrupt):
+        fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural, static_learning_rates=rates,
+            checkpoint_dir=tmp_path / "ckpt")
+    monkeypatch.undo()
+    capsys.readouterr()
+    resumed = fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural, static_learning_rates=rates,
+                  checkpoint_dir=tmp_path / "ckpt")
+    printed = capsys.readouterr().out
+    assert "static-kd epoch 1:" not in printed and "static-kd epoch 3:" in printed  # only the rest of rate 2
+    assert printed.count("resuming after epoch") == 2  # the first rate's finished run, the second's epoch 2
+    assert resumed.params_ == reference.params_
+    for name, tensor in reference.module_.state_dict().items():
+        torch.testing.assert_close(resumed.module_.state_dict()[name], tensor, atol=1e-5, rtol=1e-4)
+    assert not (tmp_path / "ckpt").exists()
 
 
 def test_checkpoint_of_another_architecture_is_refused(multiclass_dataset, tiny_bert_dir, tmp_path):
@@ -195,8 +228,8 @@ def test_static_table_is_the_source_encoders_token_outputs_reduced_by_pca(multic
     alone, the padding row is zero, and frequent tokens weigh less than rare ones (SIF)."""
     from bertdistill.students.static import pca, token_vectors
 
-    neural = QUICK.model_copy(update={"static_width": 8, "epochs": 1, "learning_rate": 1e-12})
-    student = fit("static", multiclass_dataset, tiny_bert_dir, neural=neural)
+    neural = QUICK.model_copy(update={"static_width": 8, "epochs": 1})
+    student = fit("static", multiclass_dataset, tiny_bert_dir, neural=neural, static_learning_rates=[1e-12])
     kept = student.encoder_.kept
     expected = pca(token_vectors(tiny_bert_dir, kept)[1:], 8)
     table = student.module_.table.weight.detach().numpy()

@@ -34,8 +34,8 @@ class FastTextModule(nn.Module):
 class FastTextStudent(NeuralStudent):
     kind = "fasttext"
 
-    def learning_rate(self) -> float:
-        return self.config.neural.fasttext_learning_rate
+    def learning_rates(self) -> tuple[float, ...]:
+        return (self.config.neural.fasttext_learning_rate,)
 
     def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
         return {"table_dim": table_dim, "dim": config.embedding_dim or table_dim, "buckets": config.hash_buckets,

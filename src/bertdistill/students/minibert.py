@@ -54,8 +54,8 @@ class MiniBertStudent(NeuralStudent):
     def token_source(self, teacher_folder: Path) -> Path:
         return Path(self.source_of(self.config.neural, teacher_folder))
 
-    def learning_rate(self) -> float:
-        return self.config.neural.transformer_learning_rate
+    def learning_rates(self) -> tuple[float, ...]:
+        return (self.config.neural.transformer_learning_rate,)
 
     def architecture(self, table_dim: int, config: NeuralConfig, source: Path) -> dict:
         total = backbones.depth(backbones.read_config(source))

@@ -88,8 +88,9 @@ class NeuralStudent:
     def embedding_table(self, module: nn.Module) -> nn.Embedding:
         return module.embedder.table
 
-    def learning_rate(self) -> float:
-        return self.config.neural.learning_rate
+    def learning_rates(self) -> tuple[float, ...]:
+        """The learning rates to train with; with more than one, each is trained and the best on val is kept."""
+        return (self.config.neural.learning_rate,)
 
     # -- the protocol ----------------------------------------------------------------------------------------
     @classmethod
@@ -132,11 +133,33 @@ class NeuralStudent:
             self.initialise(self.module_, source, self.encoder_.kept, train_ids)
         if config.freeze_embeddings:
             self.embedding_table(self.module_).weight.requires_grad_(False)
-        loop = TrainingLoop(self, loss, scorer, checkpoint_dir)
-        self.history_, self.val_score_ = loop.run(data, train_ids, self.encoder_.encode(val_texts), val_labels)
-        self.params_ = {"loss": loss.config.model_dump(), "learning_rate": self.learning_rate(),
+        rate, tried = self._train_each_rate(loss, scorer, checkpoint_dir, data, train_ids,
+                                            self.encoder_.encode(val_texts), val_labels)
+        self.params_ = {"loss": loss.config.model_dump(), "learning_rate": rate,
+                        **({"val_by_learning_rate": tried} if len(tried) > 1 else {}),
                         "epochs_trained": len(self.history_), "seed": self.config.seed, **self.arch_}
         return self
+
+    def _train_each_rate(self, loss: DistillationLoss, scorer: Scorer, checkpoint_dir: Path | None,
+                         data: TrainingData, train_ids: list[np.ndarray], val_ids: list[np.ndarray],
+                         val_labels: np.ndarray) -> tuple[float, dict[str, float]]:
+        """Train the initialised module from the same start at each learning rate, keep the best on val;
+        returns that rate and every rate's val score. Each rate checkpoints in its own folder until all are done."""
+        rates = self.learning_rates()
+        start = {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        best, tried = None, {}
+        for rate in rates:
+            self.module_.load_state_dict(start)
+            folder = checkpoint_dir if checkpoint_dir is None or len(rates) == 1 else checkpoint_dir / f"lr-{rate:g}"
+            history, score = TrainingLoop(self, loss, scorer, folder, rate).run(data, train_ids, val_ids, val_labels)
+            tried[f"{rate:g}"] = score
+            if best is None or score > best[1]:
+                best = rate, score, history, {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+        rate, self.val_score_, self.history_, state = best
+        self.module_.load_state_dict(state)
+        if checkpoint_dir is not None:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return rate, tried
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
         encoded = self.encoder_.encode(texts)
@@ -224,8 +247,10 @@ def predict_ids(module: nn.Module, encoded: list[np.ndarray], device: torch.devi
 class TrainingLoop:
     """AdamW with linear decay, early stopping on the val score, a resumable checkpoint after every epoch."""
 
-    def __init__(self, student: NeuralStudent, loss: DistillationLoss, scorer: Scorer, folder: Path | None):
+    def __init__(self, student: NeuralStudent, loss: DistillationLoss, scorer: Scorer, folder: Path | None,
+                 learning_rate: float):
         self.student, self.loss, self.scorer, self.folder = student, loss, scorer, folder
+        self.learning_rate = learning_rate
         self.config = student.config.neural
         self.device = choose_device(self.config.device)
 
@@ -234,7 +259,7 @@ class TrainingLoop:
         module = self.student.module_.to(self.device)
         steps_per_epoch = -(-len(train_ids) // self.config.batch_size)
         total = steps_per_epoch * self.config.epochs
-        optimization = Optimization(module.parameters(), self.student.learning_rate(), self.config.weight_decay,
+        optimization = Optimization(module.parameters(), self.learning_rate, self.config.weight_decay,
                                     self.config.warmup_ratio, total, self.config.max_grad_norm, self.device,
                                     uses_bf16(self.config.precision, self.device))
         state = self._resume(module, optimization)
@@ -262,8 +287,6 @@ class TrainingLoop:
             self._checkpoint(state, module, optimization)
         module.load_state_dict(state["best"])
         module.cpu().eval()
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
         return state["history"], state["best_score"]
 
     def _end_epoch(self, state: dict, epoch: int, train_loss: float, module: nn.Module,
@@ -284,8 +307,8 @@ class TrainingLoop:
               + (" (early stop)" if state["stopped"] else ""))
 
     def _signature(self) -> dict:
-        return {"kind": self.student.kind, "arch": self.student.arch_,
-                "config": self.config.model_dump(mode="json"), "seed": self.student.config.seed}
+        return {"kind": self.student.kind, "arch": self.student.arch_, "config": self.config.model_dump(mode="json"),
+                "seed": self.student.config.seed, "learning_rate": self.learning_rate}
 
     def _checkpoint(self, state: dict, module, optimization: Optimization) -> None:
         if self.folder is None:

@@ -46,6 +46,7 @@ class StaticModule(nn.Module):
 
 class StaticStudent(NeuralStudent):
     kind = "static"
+    config_fields = (*NeuralStudent.config_fields, "static_learning_rates")
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -68,6 +69,9 @@ class StaticStudent(NeuralStudent):
 
     def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
         return {"width": config.static_width, "source": config.static_source}
+
+    def learning_rates(self) -> tuple[float, ...]:
+        return tuple(self.config.static_learning_rates)
 
     def build(self, arch: dict, vocab_size: int, num_labels: int) -> nn.Module:
         return StaticModule(vocab_size, arch["width"], num_labels)
