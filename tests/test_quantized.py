@@ -140,7 +140,8 @@ def test_ftz_is_made_from_the_runs_fasttext_and_a_new_cutoff_requantizes_only_it
 
     fits = []
     original = FastTextLibStudent.fit
-    monkeypatch.setattr(FastTextLibStudent, "fit", lambda self, *a, **k: fits.append(self.kind) or original(self, *a, **k))
+    monkeypatch.setattr(FastTextLibStudent, "fit",
+                        lambda self, *a, **k: fits.append(self.kind) or original(self, *a, **k))
     sizes = []
     for cutoff in (1000, 300):
         students = StudentsConfig(include=["fasttext-lib-ftz", "fasttext-lib"], fasttext_autotune_seconds=5,

@@ -3,9 +3,9 @@ single-text path.
 
 For one short text, the Rust tokenizer's Python call costs 55-85 µs here, most of it per-call overhead; this path
 costs 16-27 µs cold and 7-12 µs warm on tweets, so that a static student's whole prediction fits in fastText's
-latency. It applies to the `tokenizers` pipeline BertNormalizer -> BertPreTokenizer -> WordPiece (BERT, MiniLM, MPNet and their cased
-variants); `for_tokenizer` returns None for any other (BPE, SentencePiece, other normalizers), whose callers keep the
-Rust tokenizer.
+latency. It applies to the `tokenizers` pipeline BertNormalizer -> BertPreTokenizer -> WordPiece (BERT, MiniLM,
+MPNet and their cased variants); `for_tokenizer` returns None for any other (BPE, SentencePiece, other normalizers),
+whose callers keep the Rust tokenizer.
 
 Exact by construction rather than by re-implementing Unicode tables (Rust's and Python's differ on unassigned and
 recent characters, and on a final capital sigma): BertNormalizer works character by character, so the first time a
