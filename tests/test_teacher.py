@@ -157,6 +157,57 @@ def test_crash_after_last_epoch_publishes_without_training(trained, multiclass_d
     assert not (tmp_path / ".model.tmp").exists()
 
 
+def test_a_finished_run_asked_for_more_epochs_trains_on_from_its_last_epoch(
+        trained, multiclass_dataset, tiny_bert_dir, tmp_path, capsys):
+    reference, _ = trained
+    shutil.copytree(reference, tmp_path, dirs_exist_ok=True)
+    (tmp_path / "onnx-int8").mkdir()  # an export of the weights published before
+    capsys.readouterr()
+    scorer = ScriptedScorer([0.95])
+    result = fine_tune(multiclass_dataset, teacher_config(tiny_bert_dir, epochs=3), scorer, tmp_path)
+    output = capsys.readouterr().out
+    assert "continuing the finished run to epoch 3" in output and "resuming after epoch 2" in output
+    assert "teacher epoch 3:" in output and "teacher epoch 2:" not in output and scorer.calls == 1
+    state = json.loads((result / "state.json").read_text())
+    assert state["best_epoch"] == 3 and {int(k) for k in state["val_scores"]} == {1, 2, 3}
+    assert_same_weights(result / "model.safetensors", tmp_path / "checkpoints" / "epoch-3" / "model.safetensors")
+    assert not (tmp_path / "onnx-int8").exists()
+    again = ScriptedScorer([])
+    fine_tune(multiclass_dataset, teacher_config(tiny_bert_dir, epochs=3), again, tmp_path)
+    assert again.calls == 0  # the epochs asked for are done
+
+
+def test_a_finished_run_whose_val_stalled_is_not_trained_on(trained, multiclass_dataset, tiny_bert_dir, tmp_path):
+    reference, _ = trained  # val 0.9 then 0.4: with patience 1, epoch 2 already stalled
+    shutil.copytree(reference, tmp_path, dirs_exist_ok=True)
+    scorer = ScriptedScorer([])
+    fine_tune(multiclass_dataset, teacher_config(tiny_bert_dir, epochs=3, patience=1), scorer, tmp_path)
+    assert scorer.calls == 0
+
+
+def test_more_teacher_epochs_are_accepted_only_by_a_command_that_trains_the_teacher(multiclass_dataset, tmp_path):
+    from bertdistill import pipeline
+    from bertdistill.config import config_from_dict
+
+    rows = [(t, ["sports", "food", "tech"][y]) for split in ("train", "val", "test")
+            for t, y in zip(multiclass_dataset.split(split).texts, multiclass_dataset.split(split).labels)]
+    (tmp_path / "data.csv").write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows), encoding="utf-8")
+
+    def run_with(epochs: int):
+        config = config_from_dict({"data": {"format": "csv", "path": str(tmp_path / "data.csv")},
+                                   "teacher": {"epochs": epochs}, "students": {"include": ["tfidf-lr"]}})
+        return pipeline.prepare(config, tmp_path / "run")
+
+    pipeline.start(run_with(2))
+    (tmp_path / "run" / "teacher" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "teacher" / "model" / "bertdistill.json").write_text("{}")  # a finished teacher
+    for epochs, trains_teacher in ((3, False), (1, True)):
+        with pytest.raises(BertdistillError, match=r"different \[teacher\] config"):
+            pipeline.start(run_with(epochs), trains_teacher=trains_teacher)
+    pipeline.start(run_with(3), trains_teacher=True)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["teacher"]["epochs"] == 3
+
+
 def test_a_half_written_checkpoint_is_ignored_on_resume(tiny_bert_dir, multiclass_dataset, tmp_path, capsys):
     """An epoch folder without optimizer state (e.g. a crash while writing it) is not resumed from."""
     broken = tmp_path / "checkpoints" / "epoch-1"

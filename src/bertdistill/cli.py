@@ -74,7 +74,7 @@ def execute(command: str, run) -> None:
 
     stages = STAGES if command == "run" else (command,)
     if "teacher" in stages or "label" in stages or "students" in stages:
-        pipeline.start(run)
+        pipeline.start(run, trains_teacher="teacher" in stages)
     for stage in stages:
         print(f"== {stage}", flush=True)
         if stage == "teacher":

@@ -58,15 +58,19 @@ def ready(run: Run) -> Run:
     return run
 
 
-def start(run: Run) -> None:
-    """Create the run directory and record the configuration; refuse to mix two teachers in one directory."""
+def start(run: Run, trains_teacher: bool = False) -> None:
+    """Create the run directory and record the configuration; refuse to mix two teachers in one directory. More
+    teacher epochs than the run trained is the same teacher trained on, accepted when this command `trains_teacher`."""
     saved = run.out / "config.json"
     if saved.exists() and (run.teacher_dir / "bertdistill.json").exists():
         before = files.read_json(saved)
         now = run.config.model_dump(mode="json")
         for section in ("data", "teacher"):
             defaults = _defaults(section)  # settings added since the run was made read as their default there
-            if _without_labeling({**defaults, **(before.get(section) or {})}) != _without_labeling(now[section]):
+            saved_section = {**defaults, **(before.get(section) or {})}
+            if trains_teacher and section == "teacher" and now["teacher"]["epochs"] > saved_section["epochs"]:
+                saved_section["epochs"] = now["teacher"]["epochs"]  # more epochs: the teacher goes on training
+            if _without_labeling(saved_section) != _without_labeling(now[section]):
                 raise BertdistillError(f"{run.out} holds a run with a different [{section}] config; "
                                        "choose another --out or delete that directory")
     recorded = run.config.model_dump(mode="json")

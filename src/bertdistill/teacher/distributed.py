@@ -41,7 +41,7 @@ def fine_tune_run(args: argparse.Namespace) -> None:
                                              overrides=args.overrides, data_dir=args.data_dir))
     run = pipeline.prepare(config, out)
     if shard.rank == 0:
-        pipeline.start(run)
+        pipeline.start(run, trains_teacher=True)
     shard.barrier()
     run.config = on_this_device(config)
     if config.teacher.reuse:  # adopting a fine-tuned teacher is a copy: the main process does it

@@ -28,6 +28,7 @@ from bertdistill.evaluation.metrics import Scorer, probabilities
 from bertdistill.names import is_multilabel
 from bertdistill.teacher import pretrained
 from bertdistill.teacher.adoption import MODEL_FORMAT
+from bertdistill.teacher.onnx_export import VARIANTS
 
 transformers.logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected here
 
@@ -110,10 +111,19 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
 
     Under `accelerate launch` (`shard` of a DDP process group, see teacher_distributed.py) every process takes its
     share of each batch, DDP averages the gradients, so the steps are those of one process on the whole batch; the
-    main process alone writes and scores the checkpoints."""
+    main process alone writes and scores the checkpoints.
+
+    A finished run asked for more epochs than it trained (val still rising) goes on from its last epoch: the
+    linear schedule then spans the new epoch count, so the learning rate climbs back to where that schedule is and
+    decays to zero again; the ONNX exports of the previous weights are removed."""
     final = out / "model"
     if (final / "bertdistill.json").exists():
-        return final
+        if not _more_epochs_asked(out / "checkpoints", config):
+            return final
+        print(f"teacher: continuing the finished run to epoch {config.epochs} "
+              f"(the learning-rate schedule now spans {config.epochs} epochs)")
+        for folder in VARIANTS.values():
+            shutil.rmtree(out / folder, ignore_errors=True)
     device = choose_device(config.device)
     tokenizer = load_tokenizer(config.backbone)
     model = _new_model(config, dataset, device)
@@ -269,6 +279,13 @@ def _scores(folder: Path) -> dict[int, float]:
     epochs = _finished_epochs(folder)
     return {} if not epochs else {int(e): v for e, v in files.read_json(
         folder / f"epoch-{epochs[-1]}" / "state.json").get("val_scores", {}).items()}
+
+
+def _more_epochs_asked(folder: Path, config: TeacherConfig) -> bool:
+    """Whether a finished run can go on: its latest epoch kept its optimizer state, is below `config.epochs`, and
+    val has not stalled."""
+    epochs = _finished_epochs(folder)
+    return bool(epochs) and epochs[-1] < config.epochs and not _stalled(_scores(folder), config.patience)
 
 
 def _finished_epochs(folder: Path) -> list[int]:
