@@ -247,6 +247,23 @@ def test_fasttext_bundle_hashes_and_scores_as_fasttext_does(tmp_path, task):
                                student.predict_proba(texts), atol=1e-6)
 
 
+def test_fasttext_multilabel_learns_from_rows_with_no_label(tmp_path):
+    """fastText skips a training line without a label; most Jigsaw rows have none, and without them one-vs-all never
+    sees a clean text. Here only `toxic` ever occurs: it must still be told apart from the rows without a label."""
+    rng = np.random.default_rng(0)
+    texts = [f"you are {rng.choice(['stupid', 'trash', 'garbage'])} {i}" for i in range(30)]
+    texts += [f"have a {rng.choice(['nice', 'good', 'great'])} day {i}" for i in range(90)]
+    labels = np.zeros((120, 3), dtype=np.int8)
+    labels[:30, 0] = 1
+    student = FastTextLibStudent()
+    student.task_, student.label_names_ = "multilabel", ["toxic", "insult", "threat"]
+    student._write(tmp_path / "train.txt", texts, labels)
+    assert all(line.startswith("__label__") for line in (tmp_path / "train.txt").read_text().splitlines())
+    student.model_ = train(tmp_path / "train.txt", 1, epoch=25, lr=0.5, loss="ova", thread=1)
+    probs = student.predict_proba(["you are garbage", "have a good day"])
+    assert probs.shape == (2, 3) and probs[0, 0] > 0.5 > probs[1, 0]
+
+
 def test_fasttext_training_that_fails_diverges_or_hangs_is_retried_with_the_next_seed(tmp_path, monkeypatch):
     """The binding's training now and then ends in NaN, in huge weights, or hangs: `train` runs it in a child
     process under a time limit and retries with the next seed; after ATTEMPTS failures it says why in one error."""

@@ -23,7 +23,7 @@ from bertdistill.names import TEACHER_ROWS, is_multilabel
 from bertdistill.rundir import Run
 from bertdistill.ship.card import RunRecords, model_card
 from bertdistill.students import student_class
-from bertdistill.students.fasttext_lib import PUNCTUATION, FastTextLibStudent
+from bertdistill.students.fasttext_lib import NO_LABEL, PUNCTUATION, FastTextLibStudent
 from bertdistill.students.linear import TfidfLinear
 from bertdistill.students.neural import NeuralStudent, export_onnx
 from bertdistill.students.quantized import QuantizedStudent
@@ -154,11 +154,12 @@ def _encoder(folder: Path, encoder) -> dict:
 def write_fasttext(folder: Path, student: FastTextLibStudent) -> dict:
     model = student.model_
     args = model.f.getArgs()
-    files.write_npz(folder / "fasttext.npz", input=model.get_input_matrix(), output=model.get_output_matrix())
+    rows = [i for i, label in enumerate(model.labels) if label != NO_LABEL]  # one-vs-all: each row scores alone
+    files.write_npz(folder / "fasttext.npz", input=model.get_input_matrix(), output=model.get_output_matrix()[rows])
     files.write_json(folder / "words.json", model.words)
     return {"model": "fasttext", "pattern": PUNCTUATION.pattern, "minn": args.minn, "maxn": args.maxn,
             "word_ngrams": args.wordNgrams, "bucket": args.bucket,
-            "label_order": [int(label.removeprefix("__label__")) for label in model.labels]}
+            "label_order": [int(model.labels[i].removeprefix("__label__")) for i in rows]}
 
 
 # static before the other neural students: its subclass predicts in numpy, not through an ONNX graph

@@ -44,6 +44,9 @@ FINAL_TRAINING_SECONDS, FINAL_TRAINING_SECONDS_PER_MB = 30, 6
 LOG_FLOOR = 1e-5  # fastText's predict takes log(p + 1e-5)
 BUCKETS = 200_000  # hashed n-gram rows; autotune left alone tries up to 10M (gigabytes), tweets need few
 TUNED = ("lr", "dim", "ws", "epoch", "minCount", "wordNgrams", "minn", "maxn", "bucket", "dsub", "loss")
+# fastText skips a training line without a label, so a multilabel row that is negative for every label carries
+# this one: one-vs-all then learns from it as a negative for the real labels (most rows on Jigsaw)
+NO_LABEL = "__label__none"
 
 
 def _library():
@@ -138,8 +141,10 @@ class FastTextLibStudent:
         lines = []
         for text, label in zip(texts, labels):
             ids = np.flatnonzero(label == 1) if self.multilabel else ([int(label)] if label >= 0 else [])
-            if len(ids) or self.multilabel:  # multilabel rows with no label are negatives for every label
+            if len(ids):
                 lines.append(" ".join(f"__label__{i}" for i in ids) + " " + prepare(text))
+            elif self.multilabel:
+                lines.append(f"{NO_LABEL} {prepare(text)}")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     def _finish(self, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer) -> None:
@@ -149,11 +154,13 @@ class FastTextLibStudent:
         self.val_score_ = scorer.score(val_labels, self.predict_proba(val_texts))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        k = len(self.label_names_)
-        labels, scores = self.model_.predict([prepare(text) for text in texts], k=k, threshold=0.0)
-        probs = np.zeros((len(texts), k), dtype=np.float32)
+        labels, scores = self.model_.predict([prepare(text) for text in texts], k=len(self.model_.labels),
+                                             threshold=0.0)
+        probs = np.zeros((len(texts), len(self.label_names_)), dtype=np.float32)
         for row, (names, values) in enumerate(zip(labels, scores)):
-            probs[row, [int(name.removeprefix("__label__")) for name in names]] = values
+            for name, value in zip(names, values):
+                if name != NO_LABEL:
+                    probs[row, int(name.removeprefix("__label__"))] = value
         # fastText returns exp(log(p + 1e-5)): take the 1e-5 back off (exported bundles compute p itself)
         return np.clip(probs - LOG_FLOOR, 0.0, 1.0)
 
@@ -163,7 +170,7 @@ class FastTextLibStudent:
     @property
     def n_params(self) -> int:
         args = self.model_.f.getArgs()
-        return int((len(self.model_.words) + args.bucket + len(self.label_names_)) * args.dim)
+        return int((len(self.model_.words) + args.bucket + len(self.model_.labels)) * args.dim)
 
     def save(self, folder: Path) -> None:
         folder = Path(folder)
