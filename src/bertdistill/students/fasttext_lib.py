@@ -157,13 +157,12 @@ class FastTextLibStudent:
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         labels, scores = self.model_.predict([prepare(text) for text in texts], k=len(self.model_.labels),
                                              threshold=0.0)
-        probs = np.zeros((len(texts), len(self.label_names_)), dtype=np.float32)
+        k = len(self.label_names_)
+        probs = np.zeros((len(texts), k + 1), dtype=np.float32)  # column k takes NO_LABEL's score and is dropped
         for row, (names, values) in enumerate(zip(labels, scores)):
-            for name, value in zip(names, values):
-                if name != NO_LABEL:
-                    probs[row, int(name.removeprefix("__label__"))] = value
+            probs[row, [k if name == NO_LABEL else int(name.removeprefix("__label__")) for name in names]] = values
         # fastText returns exp(log(p + 1e-5)): take the 1e-5 back off (exported bundles compute p itself)
-        return np.clip(probs - LOG_FLOOR, 0.0, 1.0)
+        return np.clip(probs[:, :k] - LOG_FLOOR, 0.0, 1.0)
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
         return logits_of(self.predict_proba(texts), self.task_)
