@@ -1,11 +1,12 @@
 """Teacher labeling speed on this machine: PyTorch fp32 and bf16 autocast, ONNX Runtime fp32 and int8, with agreement.
 
-    python benchmarks/labeling_speed.py [--teacher runs/bench/tweeteval-offensive/teacher/model] [--texts 2000]
+    python benchmarks/labeling_speed.py [--dataset tweeteval-offensive] [--teacher RUN/teacher/model] [--texts 2000]
 
-Labels the first N TweetEval offensive train texts with each backend through the same path as `bertdistill label`
+Labels the first N train texts of the dataset with each backend through the same path as `bertdistill label`
 (fast batched tokenization, length-sorted batches of --batch-size, dynamic padding), all at the same thread
 count (torch's default: every core, unless OMP_NUM_THREADS says otherwise), after a warm-up; the best of --repeats
-timings. Tokenization is also timed alone, to say how much of the budget it takes. Writes
+timings. The int8 export is calibrated on the other train texts (in a temporary folder: the run's own exports are
+left alone). Tokenization is also timed alone, to say how much of the budget it takes. Writes
 benchmarks/labeling_speed.json and its section of benchmarks/TRANSFER.md. Measure on a quiet machine.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import os
 import platform
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +25,6 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 BACKENDS = ("torch", "torch-bf16", "onnx", "onnx-int8")  # the reference first
-DEFAULT_TEACHER = HERE.parent / "runs" / "bench" / "tweeteval-offensive" / "teacher" / "model"
 
 
 def timed(label, texts: list[str], batch_size: int, repeats: int) -> tuple[float, np.ndarray]:
@@ -37,7 +38,8 @@ def timed(label, texts: list[str], batch_size: int, repeats: int) -> tuple[float
     return best, logits
 
 
-def measure(teacher_dir: Path, texts: list[str], batch_size: int, repeats: int) -> dict:
+def measure(teacher_dir: Path, texts: list[str], batch_size: int, repeats: int, calibration_texts: list[str],
+            export_dir: Path) -> dict:
     import torch
 
     from bertdistill.labels.soft_labels import open_labeler
@@ -45,7 +47,8 @@ def measure(teacher_dir: Path, texts: list[str], batch_size: int, repeats: int) 
     threads = torch.get_num_threads()
     results, logits = {}, {}
     for backend in BACKENDS:
-        labeler = open_labeler(teacher_dir, backend, device="cpu", threads=threads)
+        labeler = open_labeler(teacher_dir, backend, device="cpu", threads=threads, export_dir=export_dir,
+                               calibration_texts=calibration_texts)
         seconds, logits[backend] = timed(labeler.predict_logits, texts, batch_size, repeats)
         results[backend] = {"seconds": round(seconds, 3), "texts_per_s": round(len(texts) / seconds, 1)}
         print(f"{backend:10s} {len(texts) / seconds:8.1f} texts/s", flush=True)
@@ -78,8 +81,8 @@ def markdown(result: dict) -> str:
     env, rows = result["environment"], result["measurement"]
     lines = [f"Measured {env['date']} on {env['cpu']} ({env['cores']} cores, {rows['threads']} threads for every "
              f"backend; load average before: {env['load_average_before']}), torch {env['torch']}, onnxruntime "
-             f"{env['onnxruntime']}: {result['texts']} TweetEval offensive train texts, batches of "
-             f"{result['batch_size']}, best of {result['repeats']}.", "",
+             f"{env['onnxruntime']}: {result['texts']} {result.get('dataset', 'tweeteval-offensive')} train texts, "
+             f"batches of {result['batch_size']}, best of {result['repeats']}.", "",
              "| backend | texts/s | vs PyTorch fp32 | top-1 agreement with PyTorch fp32 |", "|---|---|---|---|"]
     for backend, values in rows["backends"].items():
         speedup, agreement = rows["speedup_vs_torch"].get(backend, 1.0), rows["agreement_vs_torch"].get(backend, 1.0)
@@ -111,22 +114,28 @@ def write_section(path: Path, name: str, body: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher", type=Path, default=DEFAULT_TEACHER, help="a fine-tuned bertdistill teacher")
+    parser.add_argument("--dataset", default="tweeteval-offensive", help="a built-in config name")
+    parser.add_argument("--teacher", type=Path, help="a fine-tuned bertdistill teacher (default: "
+                        "runs/bench/DATASET/teacher/model)")
     parser.add_argument("--texts", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--report", default=str(HERE / "TRANSFER.md"), help="'' to write no report nor JSON")
     args = parser.parse_args(argv)
+    args.teacher = args.teacher or HERE.parent / "runs" / "bench" / args.dataset / "teacher" / "model"
     if not (args.teacher / "bertdistill.json").exists():
-        raise SystemExit(f"{args.teacher}: no teacher; run `bertdistill teacher tweeteval-offensive --out "
-                         "runs/bench/tweeteval-offensive` first, or pass --teacher")
+        raise SystemExit(f"{args.teacher}: no teacher; run `bertdistill teacher {args.dataset} --out "
+                         f"runs/bench/{args.dataset}` first, or pass --teacher")
     from bertdistill.config import load_config
     from bertdistill.data import load_dataset
 
-    texts = load_dataset(load_config("tweeteval-offensive").data).train.texts[:args.texts]
-    result = {"environment": environment(), "teacher": str(args.teacher), "texts": len(texts),
-              "batch_size": args.batch_size, "repeats": args.repeats}
-    result["measurement"] = measure(args.teacher, texts, args.batch_size, args.repeats)
+    train = load_dataset(load_config(args.dataset).data).train.texts
+    texts = train[:args.texts]
+    result = {"environment": environment(), "dataset": args.dataset, "teacher": str(args.teacher),
+              "texts": len(texts), "batch_size": args.batch_size, "repeats": args.repeats}
+    with tempfile.TemporaryDirectory() as exports:
+        result["measurement"] = measure(args.teacher, texts, args.batch_size, args.repeats, train[args.texts:],
+                                        Path(exports))
     if args.report:
         (HERE / "labeling_speed.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         write_section(Path(args.report), "labeling-speed", markdown(result))

@@ -34,7 +34,7 @@ def teacher_dir(tiny_bert_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(teacher_dir, tmp_path_factory):
-    return export_teacher(teacher_dir, tmp_path_factory.mktemp("onnx"))
+    return export_teacher(teacher_dir, tmp_path_factory.mktemp("onnx"), TEXTS)
 
 
 def test_export_writes_both_variants_with_metadata(exported):
@@ -61,7 +61,8 @@ def test_fp32_logits_match_pytorch(teacher_dir, exported):
 def test_int8_is_close_and_smaller(exported):
     fp32, int8 = OnnxTeacher(exported["teacher-onnx"]), OnnxTeacher(exported["teacher-onnx-int8"])
     assert int8.kind == "onnx-int8" and int8.n_params == fp32.n_params
-    assert int8.params_["kept_fp32"] == ["/bert/encoder/layer.0/output/dense/MatMul"]  # first half of 2 layers
+    assert int8.params_["calibration_texts"] == len(TEXTS)  # all of them: fewer than CALIBRATION_TEXTS
+    assert set(int8.params_["kept_fp32"]) == {"outlier_channels", "split_matmuls", "fp32_matmuls"}
     assert fp32.params_["fused"]["Attention"] == 2  # one fused attention op per layer
     difference = np.abs(int8.predict_logits(TEXTS) - fp32.predict_logits(TEXTS))
     assert np.isfinite(difference).all() and difference.max() < 0.5
@@ -71,17 +72,17 @@ def test_int8_is_close_and_smaller(exported):
 
 def test_export_is_reused_when_present(teacher_dir, exported):
     before = {name: (folder / "model.onnx").stat().st_mtime_ns for name, folder in exported.items()}
-    again = export_teacher(teacher_dir, exported["teacher-onnx"].parent)
+    again = export_teacher(teacher_dir, exported["teacher-onnx"].parent, TEXTS)
     assert {name: (folder / "model.onnx").stat().st_mtime_ns for name, folder in again.items()} == before
 
 
 def test_an_export_by_an_older_recipe_is_made_again(teacher_dir, tmp_path):
     out = tmp_path / "old"
-    export_teacher(teacher_dir, out)
+    export_teacher(teacher_dir, out, TEXTS)
     meta = files.read_json(out / "onnx-int8" / "bertdistill.json")
     files.write_json(out / "onnx-int8" / "bertdistill.json", {**meta, "recipe": 1})
     assert list(exported_variants(out)) == ["teacher-onnx"]
-    export_teacher(teacher_dir, out)
+    export_teacher(teacher_dir, out, TEXTS)
     assert files.read_json(out / "onnx-int8" / "bertdistill.json")["recipe"] == RECIPE
     assert not list(out.glob(".*.tmp"))
 

@@ -60,7 +60,8 @@ def fitted(multiclass_dataset, multilabel_dataset, tiny_bert_dir):
             student = cls(StudentsConfig(trials=TRIALS, neural=TINY_NEURAL, **FASTTEXT))
             if kind in QUANTIZED:  # its source is fitted above (tests/test_quantized.py covers `fit`)
                 source = result[cls.derived_from, dataset.task][0]
-                returned = student.quantize(source, dataset.val.texts, dataset.val.labels, scorer)
+                returned = student.quantize(source, training_data(dataset, tiny_bert_dir), dataset.val.texts,
+                                            dataset.val.labels, scorer)
                 result[kind, dataset.task] = (student, dataset, returned)
                 continue
             # mini-BERT copies pretrained layers: give it the real MiniLM (pruned to ~100 tokens, one layer)

@@ -139,7 +139,7 @@ def choose_labeler(run: Run, teacher: Teacher, val_logits: np.ndarray):
     if requested == "torch":
         return requested, teacher
     labeler = (teacher.in_bf16() if requested == "torch-bf16"  # the loaded weights, not a second copy
-               else soft_labels.open_labeler(run.teacher_dir, requested))
+               else soft_labels.open_labeler(run.teacher_dir, requested, calibration_texts=run.dataset.train.texts))
     record = {"requested": requested, "backend": requested}
     if requested in FP32_OF:
         agreement = fidelity(probabilities(val_logits, run.dataset.task),
@@ -230,7 +230,7 @@ def _fit(run: Run, name: str, student, data: TrainingData) -> float:
         fields = student_class(student.derived_from).config_fields
         if trained_with(source).get("key") == training_key(run, data.texts, fields):
             print(f"student {name}: made from {source}")
-            student.quantize(load_student(source), val.texts, val.labels, run.scorer)
+            student.quantize(load_student(source), data, val.texts, val.labels, run.scorer)
             return time.perf_counter() - started + (trained_with(source).get("train_seconds") or 0.0)
     student.fit(data, val.texts, val.labels, run.scorer, checkpoint_dir=run.student_dir(f".{name}.checkpoint"))
     return time.perf_counter() - started  # of the last (resumed) fit when training was interrupted

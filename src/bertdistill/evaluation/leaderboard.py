@@ -35,7 +35,7 @@ BOOTSTRAP_RESAMPLES = 1000
 def evaluate_run(run: Run) -> list[dict]:
     """Build, save and return leaderboard.json (a list with one entry per model)."""
     load = os.getloadavg()[0]  # other work on the machine while timing: quoted with the numbers
-    export_teacher(run.teacher_dir, run.out / "teacher")
+    export_teacher(run.teacher_dir, run.out / "teacher", run.dataset.train.texts)
     models = load_models(run)  # teacher, its ONNX exports, students, ensembles
     teacher_test = probabilities(teacher_logits(run, "test"), run.dataset.task)
     entries, test_probs = [], {}

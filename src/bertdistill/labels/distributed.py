@@ -36,7 +36,7 @@ def label_run(args: argparse.Namespace, shard: Shard) -> None:
     if shard.rank == 0:
         pipeline.start(run)
         pipeline.transfer_set(run)  # built and saved once; the other processes read it
-        _export_once(run.teacher_dir, config.teacher.label_backend)
+        _export_once(run.teacher_dir, config.teacher.label_backend, run.dataset.train.texts)
     shard.barrier()
     run.config = on_this_device(config)
     pipeline.label(run, shard)
@@ -47,17 +47,17 @@ def label_texts(args: argparse.Namespace, shard: Shard) -> None:
 
     texts = read_lines(Path(args.texts))
     if shard.rank == 0:
-        _export_once(args.teacher, args.backend)
+        _export_once(args.teacher, args.backend, texts)
     shard.barrier()
-    labeler = soft_labels.open_labeler(args.teacher, args.backend, device_name())
+    labeler = soft_labels.open_labeler(args.teacher, args.backend, device_name(), calibration_texts=texts)
     soft_labels.teacher_logits(labeler, texts, args.cache, args.batch_size, chunk_rows=args.chunk_rows, shard=shard,
                                key=soft_labels.teacher_key(args.teacher, args.backend))
 
 
-def _export_once(teacher_dir: Path, backend: str) -> None:
+def _export_once(teacher_dir: Path, backend: str, calibration_texts: list[str]) -> None:
     """The ONNX export, made by one process before the others open it."""
     if backend.startswith("onnx"):
-        soft_labels.open_labeler(teacher_dir, backend)
+        soft_labels.open_labeler(teacher_dir, backend, calibration_texts=calibration_texts)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,7 @@ import time
 import zipfile
 from functools import partial
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -282,11 +282,12 @@ def read_cached(path: Path, rows: int) -> np.ndarray:
 
 
 def open_labeler(teacher_dir: Path, backend: str = "torch", device: str = "auto", threads: int | None = None,
-                 export_dir: Path | None = None):
+                 export_dir: Path | None = None, calibration_texts: Sequence[str] = ()):
     """What labels the texts: the PyTorch teacher (fp32, or under bf16 autocast), or its ONNX Runtime export (fp32
     or int8) on the CPU.
 
-    ONNX exports go to export_dir (default: beside the teacher folder, where `evaluate` puts them too)."""
+    ONNX exports go to export_dir (default: beside the teacher folder, where `evaluate` puts them too); a new int8
+    export is calibrated on `calibration_texts` (train texts; see onnx_export)."""
     if backend not in BACKENDS:
         raise BertdistillError(f"teacher.label_backend: '{backend}' is not one of {', '.join(BACKENDS)}")
     if backend.startswith("torch"):
@@ -297,6 +298,6 @@ def open_labeler(teacher_dir: Path, backend: str = "torch", device: str = "auto"
 
     from bertdistill.teacher import onnx_export
 
-    folders = onnx_export.export_teacher(teacher_dir, export_dir or Path(teacher_dir).parent)
+    folders = onnx_export.export_teacher(teacher_dir, export_dir or Path(teacher_dir).parent, calibration_texts)
     variant = TEACHER_ONNX if backend == "onnx" else TEACHER_INT8
     return onnx_export.OnnxTeacher(folders[variant], threads or torch.get_num_threads())

@@ -213,9 +213,11 @@ class QuantizedFastTextLibStudent(FastTextLibStudent):
         source = FastTextLibStudent(self.config)
         source.kind = self.kind  # errors name the student the user asked for
         source.fit(data, val_texts, val_labels, scorer)
-        return self.quantize(source, val_texts, val_labels, scorer)
+        return self.quantize(source, data, val_texts, val_labels, scorer)
 
-    def quantize(self, source: FastTextLibStudent, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer):
+    def quantize(self, source: FastTextLibStudent, data: TrainingData, val_texts: list[str], val_labels: np.ndarray,
+                 scorer: Scorer):
+        """Product-quantize a trained fastText model (`data`, its training texts, is not needed: no retraining)."""
         self.model_, self.task_, self.label_names_ = source.model_, source.task_, source.label_names_
         # product quantization's k-means time grows with the rows kept (~90 s for 218k rows of 64 here, 1 s for 1k)
         self.model_.quantize(qnorm=True, retrain=False, cutoff=self.config.fasttext_ftz_cutoff)

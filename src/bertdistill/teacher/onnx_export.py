@@ -11,13 +11,10 @@ offensive (2 CPU threads, 2,000 train texts; agreement chosen on *val*):
   A family ONNX Runtime has no fusions for (MPNet, DeBERTa-v2: backbones.py) keeps its plain graph; the parity
   check below guards both.
 - Int8: `onnxruntime.quantization.quantize_dynamic`, MatMul and Attention weights int8 per channel, activations
-  quantized per tensor at run time, embeddings fp32. The feed-forward down-projections (MatMuls mapping more
-  features to fewer) take GELU outputs with outlier channels that one per-tensor scale handles badly (Bondarenko
-  et al. 2021), and the early layers suffer most: top-1 agreement with fp32 on val is 98.3% with every
-  down-projection int8, 98.7% with layer 0's kept fp32, 99.3% with the first half's kept fp32 (and with all of
-  them). So the first half stays fp32: 1.7x PyTorch's texts/s, where all-int8 reaches 2.0x at 98.3%. On MPNet
-  the same recipe agrees on only 91-96% of val, and no variant tried (SmoothQuant, more layers fp32) reaches 99% at
-  a useful speed (benchmarks/TRANSFER.md): its transfer sets are labeled by PyTorch under bf16 autocast instead.
+  quantized per tensor at run time, embeddings fp32, and each MatMul's outlier input channels kept fp32 from a
+  calibration on CALIBRATION_TEXTS train texts (core/int8.py). Whole-graph int8 agreed with fp32 on only 91-96% of
+  val on MPNet teachers (benchmarks/TRANSFER.md); with the outlier channels fp32 it reaches >= 99% at about the same
+  speed.
 Each variant is a self-contained folder (model.onnx, tokenizer, bertdistill.json) under the run's teacher/.
 """
 from __future__ import annotations
@@ -25,11 +22,13 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from bertdistill.core import files
+from bertdistill.core.int8 import quantize_int8
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import probabilities
 from bertdistill.names import TEACHER_INT8, TEACHER_ONNX
@@ -39,18 +38,19 @@ ONNX_FORMAT = "bertdistill-onnx-teacher"
 VARIANTS = {TEACHER_ONNX: "onnx-fp32", TEACHER_INT8: "onnx-int8"}  # leaderboard name -> folder
 OPSET = 17
 PARITY_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime fp32 accepted at export
-RECIPE = 2  # how the export is made (2: fused graph, int8 with the first half's down-projections fp32)
+RECIPE = 3  # how the export is made (3: fused graph, int8 with outlier input channels fp32 from a calibration)
+CALIBRATION_TEXTS = 256  # train texts whose activations choose the channels kept fp32 (a seeded sample)
 
 
-def export_teacher(teacher_dir: Path, out: Path) -> dict[str, Path]:
+def export_teacher(teacher_dir: Path, out: Path, calibration_texts: Sequence[str]) -> dict[str, Path]:
     """Write out/onnx-fp32 and out/onnx-int8 (each skipped when already there by this recipe); returns name ->
-    folder."""
+    folder. `calibration_texts` (train texts; none: whole-graph int8) choose the channels int8 keeps fp32."""
     folders = {name: Path(out) / folder for name, folder in VARIANTS.items()}
     fp32, int8 = folders[TEACHER_ONNX], folders[TEACHER_INT8]
     if not _current(fp32):
         files.publish_dir(fp32, lambda staging: _export_fp32(Path(teacher_dir), staging))
     if not _current(int8):
-        files.publish_dir(int8, lambda staging: _quantize(fp32, staging))
+        files.publish_dir(int8, lambda staging: _quantize(fp32, staging, calibration_texts))
     return folders
 
 
@@ -115,40 +115,31 @@ def _fuse(path: Path, config) -> dict[str, int]:
     return {op: n for op, n in model.get_fused_operator_statistics().items() if n}
 
 
-def _quantize(fp32: Path, staging: Path) -> None:
-    kept_fp32 = quantize_int8(fp32 / "model.onnx", staging / "model.onnx")
+def _quantize(fp32: Path, staging: Path, calibration_texts: Sequence[str]) -> None:
+    teacher = OnnxTeacher(fp32)
+    feeds = calibration_feeds(teacher.tokenizer, calibration_texts, teacher.max_length, teacher.truncation)
+    kept = quantize_int8(fp32 / "model.onnx", staging / "model.onnx", feeds or None)
     for name in fp32.iterdir():
         if name.name not in ("model.onnx", "bertdistill.json"):
             shutil.copy2(name, staging / name.name)
     meta = files.read_json(fp32 / "bertdistill.json")
     _write_meta(staging, meta, "int8", meta["n_params"],
-                {**meta["export"], "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel",
-                 "kept_fp32": kept_fp32})
+                {**meta["export"], "kept_fp32": kept,
+                 "calibration_texts": min(CALIBRATION_TEXTS, len(calibration_texts)), "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel, outlier input "
+                                 "channels fp32"})
 
 
-def quantize_int8(source: Path, target: Path, keep_fp32: bool = True) -> list[str]:
-    """Dynamic int8 quantization of the ONNX graph at `source` into `target`, with (keep_fp32) the first half of the
-    layers' feed-forward down-projections kept fp32 (see the module docstring); returns the names of those kept."""
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def calibration_feeds(tokenizer, texts: Sequence[str], max_length: int, truncation: str) -> list[dict]:
+    """ONNX inputs of a seeded sample of CALIBRATION_TEXTS texts, length-sorted batches of 32 (an empty list for
+    no texts: whole-graph int8)."""
+    from bertdistill.core.batching import encode, pad_ids
 
-    downs = down_projections(onnx.load(str(source)))
-    kept_fp32 = downs[:(len(downs) + 1) // 2] if keep_fp32 else []
-    logging.disable(logging.WARNING)  # its advice to pre-process (shape inference): DefaultTensorType covers it
-    try:
-        quantize_dynamic(source, target, per_channel=True, weight_type=QuantType.QInt8,
-                         op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=kept_fp32,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
-    finally:
-        logging.disable(logging.NOTSET)
-    return kept_fp32
-
-
-def down_projections(model) -> list[str]:
-    """Names of MatMul nodes whose constant weight maps more features to fewer (a feed-forward output layer)."""
-    shapes = {init.name: tuple(init.dims) for init in model.graph.initializer}
-    return [node.name for node in model.graph.node if node.op_type == "MatMul" and len(node.input) > 1
-            and len(shapes.get(node.input[1], ())) == 2 and shapes[node.input[1]][0] > shapes[node.input[1]][1]]
+    if not texts:
+        return []
+    rows = np.random.default_rng(0).choice(len(texts), size=min(CALIBRATION_TEXTS, len(texts)), replace=False)
+    encoded = sorted(encode(tokenizer, [texts[i] for i in rows], max_length, truncation), key=len)
+    batches = [pad_ids(encoded[start:start + 32], tokenizer.pad_token_id) for start in range(0, len(encoded), 32)]
+    return [{"input_ids": ids, "attention_mask": mask} for ids, mask in batches]
 
 
 def _write_meta(folder: Path, teacher_meta: dict, precision: str, n_params: int, export: dict) -> None:
