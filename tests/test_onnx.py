@@ -61,7 +61,7 @@ def test_fp32_logits_match_pytorch(teacher_dir, exported):
 def test_int8_is_close_and_smaller(exported):
     fp32, int8 = OnnxTeacher(exported["teacher-onnx"]), OnnxTeacher(exported["teacher-onnx-int8"])
     assert int8.kind == "onnx-int8" and int8.n_params == fp32.n_params
-    assert int8.params_["calibration_texts"] == len(TEXTS)  # all of them: fewer than CALIBRATION_TEXTS
+    assert int8.params_["calibration_texts"] == len(TEXTS)  # all of them: fewer than 256
     assert set(int8.params_["kept_fp32"]) == {"outlier_channels", "split_matmuls", "fp32_matmuls"}
     assert fp32.params_["fused"]["Attention"] == 2  # one fused attention op per layer
     difference = np.abs(int8.predict_logits(TEXTS) - fp32.predict_logits(TEXTS))

@@ -21,7 +21,7 @@ agreement stays at ~98% whatever the ratio: the residual is not in these channel
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +29,13 @@ import numpy as np
 OUTLIER_RATIO = 3.0  # an input channel whose calibration max |x| exceeds 3x the median channel's stays fp32
 MAX_OUTLIER_SHARE = 0.1  # a MatMul with more outlier channels than this share of its inputs stays fp32 whole
 OUTLIER_SUFFIX = "/outliers"  # name suffix of the fp32 MatMul over a split MatMul's outlier channels
+CALIBRATION_TEXTS = 256  # train texts whose activations find the outlier channels
+
+
+def calibration_sample(texts: Sequence[str]) -> list[str]:
+    """A seeded sample of CALIBRATION_TEXTS texts (all of them when fewer) to calibrate on."""
+    rows = np.random.default_rng(0).choice(len(texts), size=min(CALIBRATION_TEXTS, len(texts)), replace=False)
+    return [texts[i] for i in rows]
 
 
 def quantize_int8(source: Path, target: Path, calibration: Iterable[dict[str, np.ndarray]] | None = None) -> dict:

@@ -12,7 +12,7 @@ offensive (2 CPU threads, 2,000 train texts; agreement chosen on *val*):
   check below guards both.
 - Int8: `onnxruntime.quantization.quantize_dynamic`, MatMul and Attention weights int8 per channel, activations
   quantized per tensor at run time, embeddings fp32, and each MatMul's outlier input channels kept fp32 from a
-  calibration on CALIBRATION_TEXTS train texts (core/int8.py). Whole-graph int8 agreed with fp32 on only 91-96% of
+  calibration on 256 train texts (core/int8.py). Whole-graph int8 agreed with fp32 on only 91-96% of
   val on MPNet teachers (benchmarks/TRANSFER.md); with the outlier channels fp32 it reaches >= 99% at about the same
   speed.
 Each variant is a self-contained folder (model.onnx, tokenizer, bertdistill.json) under the run's teacher/.
@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bertdistill.core import files
-from bertdistill.core.int8 import quantize_int8
+from bertdistill.core.int8 import calibration_sample, quantize_int8
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import probabilities
 from bertdistill.names import TEACHER_INT8, TEACHER_ONNX
@@ -39,7 +39,6 @@ VARIANTS = {TEACHER_ONNX: "onnx-fp32", TEACHER_INT8: "onnx-int8"}  # leaderboard
 OPSET = 17
 PARITY_TOLERANCE = 1e-3  # max |logit difference| between PyTorch and ONNX Runtime fp32 accepted at export
 RECIPE = 3  # how the export is made (3: fused graph, int8 with outlier input channels fp32 from a calibration)
-CALIBRATION_TEXTS = 256  # train texts whose activations choose the channels kept fp32 (a seeded sample)
 
 
 def export_teacher(teacher_dir: Path, out: Path, calibration_texts: Sequence[str]) -> dict[str, Path]:
@@ -125,19 +124,18 @@ def _quantize(fp32: Path, staging: Path, calibration_texts: Sequence[str]) -> No
     meta = files.read_json(fp32 / "bertdistill.json")
     _write_meta(staging, meta, "int8", meta["n_params"],
                 {**meta["export"], "kept_fp32": kept,
-                 "calibration_texts": min(CALIBRATION_TEXTS, len(calibration_texts)), "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel, outlier input "
+                 "calibration_texts": len(calibration_sample(calibration_texts)), "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel, outlier input "
                                  "channels fp32"})
 
 
 def calibration_feeds(tokenizer, texts: Sequence[str], max_length: int, truncation: str) -> list[dict]:
-    """ONNX inputs of a seeded sample of CALIBRATION_TEXTS texts, length-sorted batches of 32 (an empty list for
-    no texts: whole-graph int8)."""
+    """ONNX inputs of a calibration sample of `texts`, length-sorted batches of 32 (an empty list for no texts:
+    whole-graph int8)."""
     from bertdistill.core.batching import encode, pad_ids
 
     if not texts:
         return []
-    rows = np.random.default_rng(0).choice(len(texts), size=min(CALIBRATION_TEXTS, len(texts)), replace=False)
-    encoded = sorted(encode(tokenizer, [texts[i] for i in rows], max_length, truncation), key=len)
+    encoded = sorted(encode(tokenizer, calibration_sample(texts), max_length, truncation), key=len)
     batches = [pad_ids(encoded[start:start + 32], tokenizer.pad_token_id) for start in range(0, len(encoded), 32)]
     return [{"input_ids": ids, "attention_mask": mask} for ids, mask in batches]
 
