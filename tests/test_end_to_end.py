@@ -38,13 +38,14 @@ def _leaderboard(out: Path) -> list[dict]:
     for entry in entries:
         assert entry["latency_ms"]["p50"] > 0 and entry["latency_ms"]["p95"] >= entry["latency_ms"]["p50"]
         assert entry["throughput_per_s"] > 0 and entry["size_bytes"] > 0 and entry["n_params"] > 0
-        assert 0 <= entry["fidelity"]["agreement"] <= 1
+        assert 0 <= entry["fidelity"]["agreement"] <= 1 and 0 <= entry["val_agreement"] <= 1
         trains = entry["role"] in ("baseline", "distilled")  # the teacher's fine-tuning is timed by its own stage
         assert (entry["train_seconds"] > 0) if trains else (entry["train_seconds"] is None)
     teacher, onnx, int8 = entries[:3]
     assert teacher["fidelity"] == {"agreement": 1.0, "cosine": pytest.approx(1.0), "kl": pytest.approx(0.0)}
     assert teacher["n_params"] > 20_000_000  # the real all-MiniLM-L6-v2 backbone, not a toy
     assert onnx["fidelity"]["agreement"] == 1.0 and onnx["fidelity"]["kl"] < 1e-6  # fp32 export: same model
+    assert teacher["val_agreement"] == onnx["val_agreement"] == 1.0
     assert int8["fidelity"]["agreement"] >= 0.9 and int8["size_bytes"] < onnx["size_bytes"]
     for entry in entries:
         assert set(entry["speedups"]) == set(TEACHER_ROWS) and 0 <= entry["ece"] <= 1

@@ -174,7 +174,7 @@ def full_run_dir(run_dir):
     entries = files.read_json(run_dir / "leaderboard.json")[:4]
     onnx = entry("teacher-onnx", "teacher", 0.81, 12.0, kind="onnx-fp32")
     int8 = {**entry("teacher-onnx-int8", "teacher", 0.805, 8.0, kind="onnx-int8"),
-            "fidelity": {"agreement": 0.995, "cosine": 0.999, "kl": 0.001}}
+            "fidelity": {"agreement": 0.985, "cosine": 0.999, "kl": 0.001}, "val_agreement": 0.993}
     ens = {**entry("ens", "ensemble", 0.80, 0.15),
            "hyperparameters": {"weights": {"tfidf-lr": 0.4, "tfidf-soft-lr": 0.6}, "method": "greedy",
                                "val_score": 0.79, "budget_ms": 0.2, "budget_basis": "budget_ms = 0.2"},
@@ -210,7 +210,8 @@ def test_full_report_has_every_section_and_target(full_run_dir):
                      "![reliability diagram](reliability.png)", "| teacher T=4 | 0.600 | 0.400 |",
                      "| tfidf-soft-lr | 74.00 ± 1.00 | 3 | 13, 14, 15 |",
                      "Teacher on ONNX Runtime int8: 2.50x the PyTorch fp32 speed",
-                     "Target >= 1.5x and >= 99% agreement: target met.",
+                     "agreement with the PyTorch teacher 98.5% on test, 99.3% on val. Target >= 2x and >= 99% "
+                     "agreement on val (the rule for labeling a transfer set): target met.",
                      "Ensemble `ens` (tfidf-lr, tfidf-soft-lr): 80.00 test macro_f1, -1.00 points vs the teacher",
                      "at p50 0.150 ms = 1/133 of the teacher's. Target within 1 point at <= 1/100 of the latency: "
                      "target met.", "Ensemble `ens-fast` is EMPTY: no student fits the latency budget",

@@ -37,10 +37,11 @@ def evaluate_run(run: Run) -> list[dict]:
     load = os.getloadavg()[0]  # other work on the machine while timing: quoted with the numbers
     export_teacher(run.teacher_dir, run.out / "teacher", run.dataset.train.texts)
     models = load_models(run)  # teacher, its ONNX exports, students, ensembles
-    teacher_test = probabilities(teacher_logits(run, "test"), run.dataset.task)
+    teacher_val, teacher_test = (probabilities(teacher_logits(run, split), run.dataset.task)
+                                 for split in ("val", "test"))
     entries, test_probs = [], {}
     for name, model in models.items():
-        entry, test_probs[name] = evaluate_model(run, name, model, teacher_test)
+        entry, test_probs[name] = evaluate_model(run, name, model, teacher_val, teacher_test)
         entries.append(entry)
     add_comparisons(entries, run.scorer.metric)
     diagnostics = diagnose(run, entries, test_probs)
@@ -51,12 +52,12 @@ def evaluate_run(run: Run) -> list[dict]:
     return entries
 
 
-def evaluate_model(run: Run, name: str, model, teacher_test: np.ndarray) -> tuple[dict, np.ndarray]:
+def evaluate_model(run: Run, name: str, model, teacher_val: np.ndarray,
+                   teacher_test: np.ndarray) -> tuple[dict, np.ndarray]:
     """One leaderboard entry and the model's test probabilities."""
     dataset, scorer, settings = run.dataset, run.scorer, run.config.eval
     if name == TEACHER:  # quality from the cached logits: the same numbers the students learned from
-        val_probs = probabilities(teacher_logits(run, "val"), dataset.task)
-        test_probs = teacher_test
+        val_probs, test_probs = teacher_val, teacher_test
     else:
         val_probs, test_probs = model.predict_proba(dataset.val.texts), model.predict_proba(dataset.test.texts)
     thresholds = tune_thresholds(dataset.val.labels, val_probs) if is_multilabel(dataset.task) else None
@@ -76,6 +77,7 @@ def evaluate_model(run: Run, name: str, model, teacher_test: np.ndarray) -> tupl
         "metrics": scorer.report(dataset.test.labels, test_probs, thresholds),
         "val_score": scorer.score(dataset.val.labels, val_probs),
         "fidelity": fidelity(teacher_test, test_probs, dataset.task),
+        "val_agreement": fidelity(teacher_val, val_probs, dataset.task)["agreement"],
         "ece": reliability(dataset.test.labels, test_probs, dataset.task)["ece"],
         "latency_ms": latency,
         "throughput_per_s": rate,

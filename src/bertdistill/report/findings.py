@@ -16,7 +16,7 @@ from bertdistill.evaluation.stats import verdict
 from bertdistill.names import TEACHER_INT8, TEACHER_ONNX, is_multilabel
 from bertdistill.report.formats import fixed, ms, points, signed_points, speedup
 
-INT8_SPEEDUP_TARGET, INT8_AGREEMENT_TARGET = 1.5, 0.99
+INT8_SPEEDUP_TARGET, INT8_AGREEMENT_TARGET = 2.0, 0.99  # on val: the rule for labeling a transfer set
 STUDENT_SHARE_TARGET = 0.97
 NEURAL_LATENCY_SHARE = 1 / 20  # with STUDENT_SHARE_TARGET: the distilled neural students' target
 ENSEMBLE_GAP_TARGET, ENSEMBLE_LATENCY_SHARE = 0.01, 0.01
@@ -87,13 +87,16 @@ def onnx_findings(by_name: dict[str, dict], teacher: dict) -> list[str]:
             continue
         e = by_name[name]
         ratio, agreement = teacher["latency_ms"]["p50"] / e["latency_ms"]["p50"], e["fidelity"]["agreement"]
+        val = e.get("val_agreement")  # absent from leaderboards written before it was measured
+        agreements = f"{fixed(100 * agreement, 1)}% on test"
+        if val is not None:
+            agreements += f", {fixed(100 * val, 1)}% on val"
         line = (f"Teacher on {label}: {speedup(ratio)} the PyTorch fp32 speed (p50 {ms(e['latency_ms']['p50'])} vs "
-                f"{ms(teacher['latency_ms']['p50'])} ms), agreement with the PyTorch teacher "
-                f"{fixed(100 * agreement, 1)}%.")
+                f"{ms(teacher['latency_ms']['p50'])} ms), agreement with the PyTorch teacher {agreements}.")
         if name == TEACHER_INT8:
-            met = ratio >= INT8_SPEEDUP_TARGET and agreement >= INT8_AGREEMENT_TARGET
-            line += (f" Target >= {INT8_SPEEDUP_TARGET}x and >= {100 * INT8_AGREEMENT_TARGET:.0f}% agreement: "
-                     f"{_met(met)}.")
+            met = ratio >= INT8_SPEEDUP_TARGET and (agreement if val is None else val) >= INT8_AGREEMENT_TARGET
+            line += (f" Target >= {INT8_SPEEDUP_TARGET:g}x and >= {100 * INT8_AGREEMENT_TARGET:.0f}% agreement on "
+                     f"{'test' if val is None else 'val (the rule for labeling a transfer set)'}: {_met(met)}.")
         lines.append(line)
     return lines
 
