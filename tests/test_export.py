@@ -259,7 +259,8 @@ def test_fasttext_multilabel_learns_from_rows_with_no_label(tmp_path):
     student.task_, student.label_names_ = "multilabel", ["toxic", "insult", "threat"]
     student._write(tmp_path / "train.txt", texts, labels)
     assert all(line.startswith("__label__") for line in (tmp_path / "train.txt").read_text().splitlines())
-    student.model_ = train(tmp_path / "train.txt", 1, epoch=25, lr=0.5, loss="ova", thread=1)
+    # the default learning rate: with lr=0.5 this wheel ended in NaN on all 10 seeds once (AMD EPYC, 2026-11-29)
+    student.model_ = train(tmp_path / "train.txt", 1, epoch=50, loss="ova", thread=1)
     probs = student.predict_proba(["you are garbage", "have a good day"])
     assert probs.shape == (2, 3) and probs[0, 0] > 0.5 > probs[1, 0]
 
