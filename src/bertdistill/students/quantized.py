@@ -19,7 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from bertdistill.config import StudentsConfig
-from bertdistill.core.int8 import calibration_sample, quantize_int8
+from bertdistill.core.int8 import calibration_sample, nothing_kept, quantize_int8
 from bertdistill.evaluation.metrics import Scorer, fidelity, probabilities
 from bertdistill.students.base import TrainingData, read_header, write_header
 from bertdistill.students.neural import NeuralStudent, export_onnx, onnx_session
@@ -67,7 +67,7 @@ class QuantizedStudent:
             export_onnx(student.module_, str(fp32))
             for calibrate in (False, True):  # all-int8 first: the fastest, if faithful enough on val
                 kept = quantize_int8(fp32, int8, self._feeds(calibration_sample(data.texts)) if calibrate else None)
-                if calibrate and not (kept["split_matmuls"] or kept["fp32_matmuls"]):
+                if calibrate and kept == nothing_kept():
                     break  # no outlier channels: the same graph again
                 self.model_, kept_fp32 = int8.read_bytes(), kept
                 self.session_ = onnx_session(self.model_)
