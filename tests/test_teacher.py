@@ -440,3 +440,18 @@ def test_head_tail_truncation_keeps_both_ends_and_the_special_tokens(tiny_bert_d
     assert len(ids) == 16 and ids[:4] == full[:4] and ids[4:] == full[-12:]
     assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
     assert encode(tokenizer, ["short"], 16, "head-tail") == encode(tokenizer, ["short"], 16, "head")
+
+
+def test_head_learning_rate_applies_to_the_new_head_alone(tiny_bert_dir, multiclass_dataset, tmp_path):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3)
+    encoder, head = teacher_module.parameter_groups(model, 1e-2)
+    names = {id(p): name for name, p in model.named_parameters()}
+    assert {names[id(p)] for p in head["params"]} == {"classifier.weight", "classifier.bias"}
+    assert len(encoder["params"]) + len(head["params"]) == len(names)
+    assert "lr" not in encoder and head["lr"] == 1e-2
+    assert len(teacher_module.parameter_groups(model, None)) == 1
+
+    fine_tune(multiclass_dataset, teacher_config(tiny_bert_dir, epochs=1, head_learning_rate=1e-2),
+              ScriptedScorer([0.5]), tmp_path)
+    saved = json.loads((tmp_path / "checkpoints" / "epoch-1" / "optimizer.json").read_text())
+    assert [group["initial_lr"] for group in saved["param_groups"]] == [1e-3, 1e-2]

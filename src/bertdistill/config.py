@@ -80,6 +80,10 @@ class TeacherConfig(_Section):
     patience: int = Field(2, ge=1)  # epochs without a better val score before training stops
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(5e-5, gt=0)
+    # the new classification head's own rate (None: learning_rate). AdamW moves a weight by at most ~lr a step, so
+    # at 3e-5 a fresh head barely moves in a few hundred steps: the encoder bends to it, which a rare label's few
+    # positives hardly drive
+    head_learning_rate: float | None = Field(None, gt=0)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, gt=0)  # gradient clipping

@@ -15,10 +15,16 @@ from bertdistill.core.checkpoint import load_optimizer, save_optimizer
 
 
 class Optimization:
+    """`parameters`: the tensors to train, or AdamW parameter groups (dicts with "params" and, where it differs
+    from `learning_rate`, their own "lr"); the schedule scales every group's learning rate alike."""
+
     def __init__(self, parameters, learning_rate: float, weight_decay: float, warmup_ratio: float,
                  total_steps: int, max_grad_norm: float, device: torch.device, bf16: bool):
-        self.parameters = [p for p in parameters if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.parameters, lr=learning_rate, weight_decay=weight_decay,
+        groups = list(parameters)
+        groups = groups if groups and isinstance(groups[0], dict) else [{"params": groups}]
+        groups = [{**group, "params": [p for p in group["params"] if p.requires_grad]} for group in groups]
+        self.parameters = [p for group in groups for p in group["params"]]
+        self.optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=weight_decay,
                                            fused=True)  # one kernel per step instead of a loop over tensors
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(warmup_ratio * total_steps),
                                                          total_steps)

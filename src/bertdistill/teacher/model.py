@@ -130,7 +130,7 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
     train_ids = encode(tokenizer, dataset.train.texts, config.max_length, config.truncation)
     lengths = np.array([len(ids) for ids in train_ids])
     steps_per_epoch = -(-len(train_ids) // config.batch_size)  # sets the schedule's length
-    optimization = Optimization(model.parameters(), config.learning_rate, config.weight_decay, config.warmup_ratio,
+    optimization = Optimization(parameter_groups(model, config.head_learning_rate), config.learning_rate, config.weight_decay, config.warmup_ratio,
                                 steps_per_epoch * config.epochs, config.max_grad_norm, device,
                                 uses_bf16(config.precision, device))
     epoch, done, scores = _resume(out / "checkpoints", model, optimization)
@@ -174,6 +174,17 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
         _publish_best(out, scores)
     shard.barrier()
     return final
+
+
+def parameter_groups(model, head_learning_rate: float | None) -> list[dict]:
+    """The pretrained encoder's parameters and the classification head's (those outside the encoder, i.e. not
+    under the model's `base_model_prefix`); the head gets `head_learning_rate` where one is set."""
+    prefix = model.base_model_prefix + "."
+    encoder = [p for name, p in model.named_parameters() if name.startswith(prefix)]
+    head = [p for name, p in model.named_parameters() if not name.startswith(prefix)]
+    if head_learning_rate is None:
+        return [{"params": encoder + head}]
+    return [{"params": encoder}, {"params": head, "lr": head_learning_rate}]
 
 
 def class_weights(labels: np.ndarray, task: str, kind: str) -> torch.Tensor | None:
