@@ -130,9 +130,9 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
     train_ids = encode(tokenizer, dataset.train.texts, config.max_length, config.truncation)
     lengths = np.array([len(ids) for ids in train_ids])
     steps_per_epoch = -(-len(train_ids) // config.batch_size)  # sets the schedule's length
-    optimization = Optimization(parameter_groups(model, config.head_learning_rate), config.learning_rate, config.weight_decay, config.warmup_ratio,
-                                steps_per_epoch * config.epochs, config.max_grad_norm, device,
-                                uses_bf16(config.precision, device))
+    optimization = Optimization(parameter_groups(model, config.head_learning_rate), config.learning_rate,
+                                config.weight_decay, config.warmup_ratio, steps_per_epoch * config.epochs,
+                                config.max_grad_norm, device, uses_bf16(config.precision, device))
     epoch, done, scores = _resume(out / "checkpoints", model, optimization)
     weight = class_weights(dataset.train.labels, dataset.task, config.class_weights)
     weight = None if weight is None else weight.to(device)
