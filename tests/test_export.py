@@ -240,7 +240,7 @@ def test_fasttext_bundle_hashes_and_scores_as_fasttext_does(tmp_path, task):
     student.task_, student.label_names_ = dataset.task, dataset.label_names
     student._write(tmp_path / "train.txt", dataset.train.texts, dataset.train.labels)
     student.model_ = train(tmp_path / "train.txt", 1, minn=3, maxn=5, wordNgrams=2, bucket=5000, dim=16, epoch=10,
-                           loss="ova" if task == "multilabel" else "softmax", thread=1)
+                           loss="ova" if task == "multilabel" else "softmax", thread=1).model
     spec = {**write_fasttext(tmp_path, student), "label_names": dataset.label_names, "task": dataset.task}
     texts = TEXTS + ["__label__1 sneaky", "tab\there\x00nul", "日本語のテキスト"] + dataset.test.texts
     np.testing.assert_allclose(bundle_loader.FastText(tmp_path, spec).predict_proba(texts),
@@ -260,7 +260,7 @@ def test_fasttext_multilabel_learns_from_rows_with_no_label(tmp_path):
     student._write(tmp_path / "train.txt", texts, labels)
     assert all(line.startswith("__label__") for line in (tmp_path / "train.txt").read_text().splitlines())
     # the default learning rate: with lr=0.5 this wheel ended in NaN on all 10 seeds once (AMD EPYC, 2026-11-29)
-    student.model_ = train(tmp_path / "train.txt", 1, epoch=50, loss="ova", thread=1)
+    student.model_ = train(tmp_path / "train.txt", 1, epoch=50, loss="ova", thread=1).model
     probs = student.predict_proba(["you are garbage", "have a good day"])
     assert probs.shape == (2, 3) and probs[0, 0] > 0.5 > probs[1, 0]
 
@@ -296,11 +296,14 @@ def test_fasttext_training_that_fails_diverges_or_hangs_is_retried_with_the_next
         if isinstance(outcome, tuple):
             return subprocess.CompletedProcess(command, outcome[0], "", outcome[1])
         saved[out] = outcome
-        return subprocess.CompletedProcess(command, 0, "", "")
+        Path(f"{out}.json").write_text('{"lr": 0.5}')
+        return subprocess.CompletedProcess(command, 0, "", "Progress: 100.0% Trials:   12 Best score:  0.7")
 
     monkeypatch.setattr(fasttext_lib.subprocess, "run", run)
     monkeypatch.setattr(fasttext, "load_model", lambda path: saved[path])
-    assert train(tmp_path / "t.txt", 7, autotuneDuration=5).matrix[0, 0] == 0.5 and seeds == [7, 8, 9, 10, 11]
+    training = train(tmp_path / "t.txt", 7, autotuneDuration=5)
+    assert training.model.matrix[0, 0] == 0.5 and seeds == [7, 8, 9, 10, 11]
+    assert training.settings == {"lr": 0.5} and training.trials == 12
     assert set(limits) == {5 + fasttext_lib.FINAL_TRAINING_SECONDS}  # the training file is missing: 0 MB
     outcomes[:] = [Model(1e12)] * fasttext_lib.ATTEMPTS
     with pytest.raises(BertdistillError, match="10 times: weights diverged"):
@@ -313,15 +316,62 @@ def test_fasttext_training_that_fails_diverges_or_hangs_is_retried_with_the_next
         train(tmp_path / "t.txt", 7)
 
 
+def test_fasttext_autotune_that_tried_few_settings_searches_again_and_keeps_the_best_on_val(multiclass_dataset,
+                                                                                           monkeypatch):
+    """Autotune is a timed search: when it ended after fewer than AUTOTUNE_MIN_TRIALS trials, it runs again with
+    other seeds (at most AUTOTUNE_RUNS searches), and the model that scores best on val is kept, whichever search
+    made it; a search with enough trials is not repeated."""
+    from bertdistill.students import fasttext_lib
+    from bertdistill.students.base import TrainingData
+
+    data = multiclass_dataset
+    right = {fasttext_lib.prepare(text): label for text, label in zip(data.val.texts, data.val.labels)}
+
+    class Model:  # predicts the val label for a share of the val texts, class 0 for the rest
+        labels = [f"__label__{i}" for i in range(len(data.label_names))]
+
+        def __init__(self, share):
+            self.share = share
+
+        def predict(self, texts, k, threshold):
+            ids = [right[text] if i < self.share * len(texts) else 0 for i, text in enumerate(texts)]
+            return [[f"__label__{i}"] for i in ids], [np.array([1.0])] * len(texts)
+
+    def search(outcomes):
+        seeds = []
+
+        def fake_train(path, seed, **settings):
+            seeds.append(seed)
+            share, trials = outcomes.pop(0)
+            return fasttext_lib.Training(Model(share), {"lr": share}, trials)
+
+        monkeypatch.setattr(fasttext_lib, "train", fake_train)
+        student = FastTextLibStudent()
+        student.fit(TrainingData(data.train.texts, data.train.labels, None, data.task, data.label_names, None),
+                    data.val.texts, data.val.labels, Scorer.for_dataset(data, None, None))
+        return student, seeds
+
+    few = fasttext_lib.AUTOTUNE_MIN_TRIALS - 1
+    student, seeds = search([(0.2, few), (1.0, few), (0.5, few)])
+    assert seeds == [13, 13 + fasttext_lib.ATTEMPTS, 13 + 2 * fasttext_lib.ATTEMPTS] == [13, 23, 33]
+    assert student.params_ == {"lr": 1.0, "autotune_trials": few, "autotune_searches": 3}
+    assert student.val_score_ == 1.0
+    student, seeds = search([(0.5, fasttext_lib.AUTOTUNE_MIN_TRIALS), (1.0, few)])
+    assert seeds == [13] and student.params_["lr"] == 0.5
+
+
 def test_fasttext_training_in_a_child_process_for_real(multiclass_dataset, tmp_path):
-    """`train` with the real child process: a healthy model read back; a file fastText cannot read is one error."""
+    """`train` with the real child process: a healthy model read back with the settings it was trained with (the
+    learning rate too, which fastText's model file leaves out); a file fastText cannot read is one error."""
     from bertdistill.errors import BertdistillError
     from bertdistill.students.fasttext_lib import FastTextLibStudent, healthy
 
     student = FastTextLibStudent()
     student.task_ = multiclass_dataset.task
     student._write(tmp_path / "train.txt", multiclass_dataset.train.texts, multiclass_dataset.train.labels)
-    model = train(tmp_path / "train.txt", 0, epoch=20, wordNgrams=2, bucket=20_000, thread=1)
+    model, settings, trials = train(tmp_path / "train.txt", 0, epoch=20, lr=0.3, wordNgrams=2, bucket=20_000, thread=1)
     assert healthy(model) and model.predict("pizza pasta dinner")[0][0] == "__label__1"
+    assert settings["lr"] == 0.3 and model.f.getArgs().lr != 0.3  # read back from the model file: fastText's default
+    assert settings["epoch"] == 20 and settings["loss"] == "softmax" and trials is None
     with pytest.raises(BertdistillError, match="fastText training failed: .*missing.txt"):
         train(tmp_path / "missing.txt", 0)
