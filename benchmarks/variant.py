@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     label = args.label or re.sub(r"[^\w.=-]+", "_", "-".join(args.overrides) or "default")
     run = ChildRun(config_from_dict(raw, f"variant {label}"), parent_dir / "variants" / label,
                             parent=parent_dir)
-    pipeline.label(run)  # only texts a changed transfer set adds are new to the parent's cache
+    pipeline.label(run)  # a changed transfer set is a new text list: the teacher labels all of it, once
     pipeline.train_students(run)
     settings, texts = run.config.eval, benchmark_texts(run.dataset.test.texts, run.config.eval.latency_texts)
     models = {"teacher": Teacher(run.teacher_dir, "cpu"), **pipeline.load_students(run)}
