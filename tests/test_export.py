@@ -320,7 +320,7 @@ def test_fasttext_autotune_that_tried_few_settings_searches_again_and_keeps_the_
                                                                                            monkeypatch):
     """Autotune is a timed search: when it ended after fewer than AUTOTUNE_MIN_TRIALS trials, it runs again with
     other seeds (at most AUTOTUNE_RUNS searches), and the model that scores best on val is kept, whichever search
-    made it; a search with enough trials is not repeated."""
+    made it; a search with enough trials, or with no trial count to read, is not repeated."""
     from bertdistill.students import fasttext_lib
     from bertdistill.students.base import TrainingData
 
@@ -358,6 +358,8 @@ def test_fasttext_autotune_that_tried_few_settings_searches_again_and_keeps_the_
     assert student.val_score_ == 1.0
     student, seeds = search([(0.5, fasttext_lib.AUTOTUNE_MIN_TRIALS), (1.0, few)])
     assert seeds == [13] and student.params_["lr"] == 0.5
+    student, seeds = search([(0.5, None), (1.0, few)])  # a build that prints no progress line: not repeated
+    assert seeds == [13]
 
 
 def test_fasttext_training_in_a_child_process_for_real(multiclass_dataset, tmp_path):

@@ -149,7 +149,7 @@ class FastTextLibStudent:
                                  autotuneDuration=budget, loss="ova" if self.multilabel else "softmax", wordNgrams=2,
                                  bucket=BUCKETS, thread=2)
                 searches.append((scorer.score(val_labels, self._probabilities(training.model, val_texts)), training))
-                if (training.trials or 0) >= AUTOTUNE_MIN_TRIALS:
+                if training.trials is None or training.trials >= AUTOTUNE_MIN_TRIALS:  # None: no progress line
                     break
                 if search + 1 < AUTOTUNE_RUNS:
                     print(f"fastText: autotune tried {training.trials} settings in {budget} s (val score "
