@@ -154,10 +154,9 @@ class FastTextLibStudent:
                 if search + 1 < AUTOTUNE_RUNS:
                     print(f"fastText: autotune tried {training.trials} settings in {budget} s (val score "
                           f"{searches[-1][0]:.4f}); searching again with other seeds")
-        _, best = max(searches, key=lambda pair: pair[0])
+        self.val_score_, best = max(searches, key=lambda pair: pair[0])
         self.model_ = best.model
-        self._finish({**best.settings, "autotune_trials": best.trials, "autotune_searches": len(searches)},
-                     val_texts, val_labels, scorer)
+        self.params_ = {**best.settings, "autotune_trials": best.trials, "autotune_searches": len(searches)}
         return self
 
     @property
@@ -173,10 +172,6 @@ class FastTextLibStudent:
             elif self.multilabel:
                 lines.append(f"{NO_LABEL} {prepare(text)}")
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-    def _finish(self, params: dict, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer) -> None:
-        self.params_ = params
-        self.val_score_ = scorer.score(val_labels, self.predict_proba(val_texts))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return self._probabilities(self.model_, texts)
@@ -247,5 +242,6 @@ class QuantizedFastTextLibStudent(FastTextLibStudent):
         self.model_, self.task_, self.label_names_ = source.model_, source.task_, source.label_names_
         # product quantization's k-means time grows with the rows kept (~90 s for 218k rows of 64 here, 1 s for 1k)
         self.model_.quantize(qnorm=True, retrain=False, cutoff=self.config.fasttext_ftz_cutoff)
-        self._finish(dict(source.params_), val_texts, val_labels, scorer)
+        self.params_ = dict(source.params_)
+        self.val_score_ = scorer.score(val_labels, self.predict_proba(val_texts))
         return self
