@@ -5,8 +5,8 @@
     python benchmarks/variant.py tweeteval-emotion --set transfer.augment=true --set transfer.samples_per_text=6 \
         --set transfer.max_texts=60000 --set teacher.label_backend=onnx --students cnn-kd bilstm-kd
 
-Trains the given students of runs/bench/NAME (from benchmarks/spine.py) with the overrides (a changed transfer
-set is labeled by the run's teacher first, into the run's cache), in
+Trains the given students of runs/bench/NAME (from benchmarks/spine.py) with the overrides (the new texts of a
+changed transfer set are labeled by the run's teacher first, into the run's cache), in
 runs/bench/NAME/variants/<label>, and prints each one's val and test score and single-text p50 next to the
 PyTorch teacher's, measured in the same process at the run's thread count. Choose on val; test is printed once
 per model, for the record. Results also go to <variant folder>/result.json.
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     label = args.label or re.sub(r"[^\w.=-]+", "_", "-".join(args.overrides) or "default")
     run = ChildRun(config_from_dict(raw, f"variant {label}"), parent_dir / "variants" / label,
                             parent=parent_dir)
-    pipeline.label(run)  # a changed transfer set is a new text list: the teacher labels all of it, once
+    pipeline.label(run)  # a changed transfer set: the teacher labels only the texts no cache of it holds
     pipeline.train_students(run)
     settings, texts = run.config.eval, benchmark_texts(run.dataset.test.texts, run.config.eval.latency_texts)
     models = {"teacher": Teacher(run.teacher_dir, "cpu"), **pipeline.load_students(run)}

@@ -2,6 +2,7 @@
 single-file caches of earlier versions, and the ONNX labeling backends."""
 from __future__ import annotations
 
+import hashlib
 import shutil
 import zlib
 
@@ -96,16 +97,46 @@ def test_miss_computes_and_stores_then_hit_returns_identical_array_without_teach
     np.testing.assert_array_equal(load_cached(teacher.folder, TEXTS, cache_dir), first)
 
 
-def test_different_texts_use_a_different_key(teacher, cache_dir):
+def test_different_texts_use_a_different_key_and_the_teacher_labels_only_texts_no_cache_holds(teacher, cache_dir):
     first = teacher_logits(teacher, TEXTS, cache_dir)
-    for other in (TEXTS[:2], TEXTS[::-1], TEXTS + [""], [TEXTS[0] + " ", *TEXTS[1:]]):
+    for other, fresh in ((TEXTS[:2], []), (TEXTS[::-1], []), (TEXTS + [""], [""]),
+                         ([TEXTS[0] + " ", *TEXTS[1:]], [TEXTS[0] + " "])):
         assert texts_fingerprint(other) != texts_fingerprint(TEXTS)
+        calls = len(teacher.calls)
         result = teacher_logits(teacher, other, cache_dir)
         assert result.shape == (len(other), 3)
-    assert len(teacher.calls) == 5
+        assert [texts for texts, _ in teacher.calls[calls:]] == ([fresh] if fresh else [])
+        for row, text in enumerate(other):  # a text labeled before keeps its logits, wherever it now sits
+            if text in TEXTS:
+                np.testing.assert_array_equal(result[row], first[TEXTS.index(text)])
     np.testing.assert_array_equal(teacher_logits(teacher, TEXTS, cache_dir), first)
-    assert len(teacher.calls) == 5
+    assert len(teacher.calls) == 3
     assert len(list(cache_dir.glob("*/manifest.json"))) == 5
+
+
+def test_rows_are_copied_only_from_the_same_teacher_key_and_from_sound_chunks_with_text_hashes(teacher, cache_dir):
+    first = chunked(teacher, cache_dir)
+    other_key = teacher_key(teacher.folder, "torch-bf16")
+    teacher_logits(teacher, MANY[:3], cache_dir, key=other_key)  # bf16 logits are not fp32 ones: labeled anew
+    assert teacher.calls[-1][0] == MANY[:3]
+
+    folder = chunk_folder(teacher, cache_dir)
+    with np.load(folder / "chunk-00000.npz") as stored:  # a sound chunk of an earlier version: logits only
+        np.savez(folder / "chunk-00000.npz", logits=stored["logits"])
+    manifest = files.read_json(folder / "manifest.json")
+    manifest["chunks"]["0"]["sha256"] = hashlib.sha256((folder / "chunk-00000.npz").read_bytes()).hexdigest()
+    files.write_json(folder / "manifest.json", manifest)
+    np.testing.assert_array_equal(load_cached(teacher.folder, MANY, cache_dir)[:3], first[:3])
+    (folder / "chunk-00001.npz").write_bytes(b"damaged")  # rows 3-5 can no longer be copied
+    calls = len(teacher.calls)
+    result = teacher_logits(teacher, MANY[:6] + ["new"], cache_dir, batch_size=2, chunk_rows=3)
+    assert sorted(t for texts, _ in teacher.calls[calls:] for t in texts) == sorted(MANY[:6] + ["new"])
+    assert not np.array_equal(result[:6], first[:6])  # labeled again (FakeTeacher draws new numbers)
+
+    calls = len(teacher.calls)
+    reused = teacher_logits(teacher, ["new", MANY[9], MANY[7]], cache_dir)
+    assert [texts for texts, _ in teacher.calls[calls:]] == []
+    np.testing.assert_array_equal(reused, np.stack([result[6], first[9], first[7]]))
 
 
 @pytest.mark.parametrize("changed", ["model.safetensors", "config.json"])

@@ -10,6 +10,9 @@ resumes at the chunks the manifest does not vouch for; a chunk whose bytes, shap
 is labeled again, never used. A manifest written for another teacher or other texts is refused. Chunks can be
 shared out between processes (`Shard`, see label_distributed.py): chunk c goes to process c mod P and only the
 first process writes the manifest, so the result is the same concatenation in row order for any P.
+Each chunk also stores a 64-bit hash of each of its texts, so a new text list (a corpus added, augmentation turned
+on) labels only the texts that no cache of the same teacher key holds yet; the others' logits are copied. They come
+from another batch, so under bf16 they can differ from a fresh pass in the last bits, as between any two batchings.
 Single-file caches (`<key>.npz`) written by earlier versions are still read.
 """
 from __future__ import annotations
@@ -153,33 +156,84 @@ def label_chunks(teacher, texts: list[str], folder: Path, key: str, batch_size: 
     manifest = open_manifest(folder, key, texts, chunk_rows, create=False)
     todo = [c for c in range(n_chunks(manifest)) if _valid_chunk(folder, manifest, c) is None]
     mine = todo[shard.rank::shard.world]
-    began, done = time.perf_counter(), 0
+    known = _labeled_rows(folder.parent, key) if mine else None
+    began, done, reused = time.perf_counter(), 0, 0
     rows = sum(stop - start for start, stop in map(partial(chunk_range, manifest), mine))
     where = f" [{shard.rank}/{shard.world}]" if shard.world > 1 else ""
     bar = tqdm(total=rows, unit="text", desc=f"teacher labeling{where}", disable=not todo, mininterval=2)
     for step in range(-(-len(todo) // shard.world)):  # rounds: each process labels at most one chunk per round
-        records = [_label_chunk(teacher, texts, folder, manifest, mine[step], batch_size)] if step < len(mine) else []
+        records = ([_label_chunk(teacher, texts, folder, manifest, mine[step], batch_size, known)]
+                   if step < len(mine) else [])
         bar.update(sum(r["stop"] - r["start"] for r in records))
         records = shard.gather(records)
-        done += sum(r["stop"] - r["start"] for r in records)
+        done += sum(r["stop"] - r["start"] - r["reused"] for r in records)
+        reused += sum(r["reused"] for r in records)
         if shard.rank == 0:
             _record(folder, manifest, records)
     bar.close()
     if todo and shard.rank == 0:
-        _record_speed(folder, manifest, done, time.perf_counter() - began, len(todo), shard.world)
+        _record_speed(folder, manifest, done, time.perf_counter() - began, len(todo), shard.world, reused)
     shard.barrier()
     return open_manifest(folder, key, texts, chunk_rows, create=False)
 
 
-def _label_chunk(teacher, texts: list[str], folder: Path, manifest: dict, index: int, batch_size: int) -> dict:
+def _label_chunk(teacher, texts: list[str], folder: Path, manifest: dict, index: int, batch_size: int,
+                 known: "LabeledRows | None" = None) -> dict:
+    """Label one chunk (rows that `known` holds are copied, not labeled) and write it with its texts' hashes."""
     start, stop = chunk_range(manifest, index)
-    logits = np.asarray(teacher.predict_logits(texts[start:stop], batch_size=batch_size), dtype=np.float32)
+    hashes = text_hashes(texts[start:stop])
+    found, logits = known.lookup(hashes) if known is not None else (np.zeros(len(hashes), bool), None)
+    fresh = [t for t, hit in zip(texts[start:stop], found) if not hit]
+    new = np.asarray(teacher.predict_logits(fresh, batch_size=batch_size), dtype=np.float32) if fresh else None
+    if logits is None:
+        logits = new
+    elif new is not None:
+        logits[~found] = new
     name = f"chunk-{index:05d}.npz"
     buffer = bytes_io.BytesIO()
-    np.savez(buffer, logits=logits)
+    np.savez(buffer, logits=logits, text_hashes=hashes)
     files.write_bytes(folder / name, buffer.getvalue())
     return {"index": index, "file": name, "start": start, "stop": stop, "classes": int(logits.shape[1]),
-            "sha256": hashlib.sha256(buffer.getvalue()).hexdigest()}
+            "sha256": hashlib.sha256(buffer.getvalue()).hexdigest(), "reused": int(found.sum())}
+
+
+def text_hashes(texts: Sequence[str]) -> np.ndarray:
+    """A 64-bit hash per text (blake2b of its UTF-8 bytes): what finds a text's logits in another cache folder."""
+    return np.array([int.from_bytes(hashlib.blake2b(t.encode("utf-8"), digest_size=8).digest(), "little")
+                     for t in texts], dtype=np.uint64)
+
+
+class LabeledRows:
+    """Every row of the cache folders of one teacher key, findable by text hash (sorted, for a binary search)."""
+
+    def __init__(self, hashes: np.ndarray, logits: np.ndarray):
+        order = np.argsort(hashes, kind="stable")
+        self.hashes, self.logits = hashes[order], logits[order]
+
+    def lookup(self, hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(found mask, logits with the found rows filled), or (all False, None) when nothing is known."""
+        if not len(self.hashes):
+            return np.zeros(len(hashes), bool), None
+        at = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        found = self.hashes[at] == hashes
+        logits = np.zeros((len(hashes), self.logits.shape[1]), dtype=np.float32)
+        logits[found] = self.logits[at[found]]
+        return found, logits
+
+
+def _labeled_rows(cache_dir: Path, key: str) -> LabeledRows:
+    """The rows already labeled by teacher `key` in any folder of cache_dir, from its sound chunks that store
+    their texts' hashes (chunks of earlier versions do not, and are skipped)."""
+    chunks = []
+    for folder in sorted(cache_dir.glob(f"{key}-*")):
+        manifest = _read_manifest(folder / "manifest.json") if folder.is_dir() else None
+        if manifest is not None and manifest.get("teacher") == key:
+            chunks += [c for c in (_sound_chunk(folder, manifest, i) for i in range(n_chunks(manifest)))
+                       if c is not None and "text_hashes" in c]
+    if not chunks:
+        return LabeledRows(np.zeros(0, np.uint64), np.zeros((0, 0), np.float32))
+    return LabeledRows(np.concatenate([c["text_hashes"] for c in chunks]),
+                       np.concatenate([c["logits"] for c in chunks]))
 
 
 def _record(folder: Path, manifest: dict, records: list[dict]) -> None:
@@ -189,13 +243,15 @@ def _record(folder: Path, manifest: dict, records: list[dict]) -> None:
     files.write_json(folder / "manifest.json", manifest)
 
 
-def _record_speed(folder: Path, manifest: dict, texts: int, seconds: float, chunks: int, processes: int) -> None:
+def _record_speed(folder: Path, manifest: dict, texts: int, seconds: float, chunks: int, processes: int,
+                  reused: int = 0) -> None:
     rate = texts / max(seconds, 1e-9)
-    reused = n_chunks(manifest) - chunks
+    cached = n_chunks(manifest) - chunks
     print(f"teacher labeling: {texts} texts in {seconds:.1f} s = {rate:.0f} texts/s ({processes} process"
-          f"{'es' if processes > 1 else ''}; {reused} of {n_chunks(manifest)} chunks were already cached)")
+          f"{'es' if processes > 1 else ''}; {cached} of {n_chunks(manifest)} chunks were already cached, "
+          f"{reused} texts copied from other caches of this teacher)")
     manifest["labeling"] = {"texts": texts, "seconds": round(seconds, 3), "texts_per_s": round(rate, 1),
-                            "processes": processes}
+                            "processes": processes, "reused_texts": reused}
     files.write_json(folder / "manifest.json", manifest)
 
 
@@ -216,6 +272,12 @@ def read_chunks(folder: Path, manifest: dict) -> np.ndarray:
 
 def _valid_chunk(folder: Path, manifest: dict, index: int) -> np.ndarray | None:
     """The chunk's logits if its file matches the manifest's record (range, sha256, shape, finite), else None."""
+    stored = _sound_chunk(folder, manifest, index)
+    return None if stored is None else stored["logits"]
+
+
+def _sound_chunk(folder: Path, manifest: dict, index: int) -> dict[str, np.ndarray] | None:
+    """The chunk's arrays (logits, and text_hashes if it has them) if it passes _valid_chunk's checks, else None."""
     record = manifest["chunks"].get(str(index))
     if record is None or (record.get("start"), record.get("stop")) != chunk_range(manifest, index):
         return None
@@ -227,13 +289,16 @@ def _valid_chunk(folder: Path, manifest: dict, index: int) -> np.ndarray | None:
         return None
     try:
         with np.load(bytes_io.BytesIO(data), allow_pickle=False) as stored:
-            logits = stored["logits"]
-    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            arrays = {name: stored[name] for name in stored.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
         return None
-    expected = (record["stop"] - record["start"], manifest["classes"])
-    if logits.shape != expected or logits.dtype != np.float32 or not np.isfinite(logits).all():
+    logits, rows = arrays.get("logits"), record["stop"] - record["start"]
+    if (logits is None or logits.shape != (rows, manifest["classes"]) or logits.dtype != np.float32
+            or not np.isfinite(logits).all()):
         return None
-    return logits
+    if "text_hashes" in arrays and arrays["text_hashes"].shape != (rows,):
+        return None
+    return arrays
 
 
 def _read_manifest(path: Path) -> dict | None:
