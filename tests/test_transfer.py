@@ -118,8 +118,8 @@ def test_without_a_tagger_pos_replacement_is_off_with_a_warning_or_an_error_if_a
     config = TransferConfig(augment=True, samples_per_text=2)
     result = build_transfer_set(TEXTS, config, DATA, "[MASK]")
     assert "no part-of-speech tagger" in capsys.readouterr().out and result.has_extra
-    assert transfer.resolve_params(config, tagger_installed=False).p_pos == 0
-    assert transfer.resolve_params(config, tagger_installed=True).p_pos == 0.1
+    assert transfer.resolve_params(config, tagger_installed=False, n_train=len(TEXTS)).p_pos == 0
+    assert transfer.resolve_params(config, tagger_installed=True, n_train=len(TEXTS)).p_pos == 0.1
     with pytest.raises(BertdistillError, match=r"transfer.p_pos = 0.2 needs .*bertdistill\[augment\]"):
         build_transfer_set(TEXTS, TransferConfig(augment=True, p_pos=0.2), DATA, "[MASK]")
 
@@ -129,7 +129,8 @@ def test_without_a_tagger_pos_replacement_is_off_with_a_warning_or_an_error_if_a
 @pytest.mark.parametrize("transfer_section, key", [
     ({"p_mask": 1.5}, "transfer.p_mask"), ({"p_pos": -0.1}, "transfer.p_pos"), ({"p_ng": 2}, "transfer.p_ng"),
     ({"samples_per_text": 0}, "transfer.samples_per_text"), ({"p_mask": 0.6, "p_pos": 0.6}, "p_mask \\+ p_pos"),
-    ({"max_texts": 0}, "transfer.max_texts"), ({"corpora": [{"path": "x", "colum": "t"}]}, "colum"),
+    ({"max_texts": 0}, "transfer.max_texts"), ({"max_augmented": 0}, "transfer.max_augmented"),
+    ({"corpora": [{"path": "x", "colum": "t"}]}, "colum"),
     ({"corpora": [{"path": "x", "format": "parquet"}]}, "transfer.corpora.0.format"), ({"p_mak": 0.1}, "p_mask")])
 def test_bad_transfer_config_is_one_clear_error(transfer_section, key):
     with pytest.raises(BertdistillError, match=key):
@@ -141,6 +142,21 @@ def test_default_transfer_config_is_the_train_texts():
     assert transfer.is_trivial(config.transfer) and config.teacher.label_backend == "torch"
     result = build_transfer_set(TEXTS, config.transfer, DATA, None)
     assert result.texts == TEXTS and not result.has_extra
+
+
+def test_augmentation_keeps_at_most_max_augmented_samples():
+    config = config_from_dict({"data": {"path": "x"}, "transfer": {"augment": True, "max_augmented": 7}}).transfer
+    result = build_transfer_set(TEXTS, config, DATA, "[MASK]")
+    assert result.texts[:len(TEXTS)] == TEXTS and len(result.texts) == len(TEXTS) + 7
+    unlimited = build_transfer_set(TEXTS, config.model_copy(update={"max_augmented": None}), DATA, "[MASK]")
+    assert len(unlimited.texts) > len(result.texts) and set(result.texts) <= set(unlimited.texts)
+
+
+@pytest.mark.parametrize("settings, n_train, samples", [
+    ({}, 3_257, 4), ({}, 11_916, 1), ({}, 10_000, 1), ({}, 100, 20),  # at most Tang's 20
+    ({"max_augmented": 30}, 10, 3), ({"max_augmented": None}, 11_916, 20), ({"samples_per_text": 6}, 11_916, 6)])
+def test_samples_per_text_is_sized_to_max_augmented_unless_given(settings, n_train, samples):
+    assert TransferConfig(**settings).samples_for(n_train) == samples
 
 
 # --- corpora ---------------------------------------------------------------------------------------------------------

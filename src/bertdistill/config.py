@@ -223,24 +223,40 @@ class CorpusConfig(_Section):
     hf_split: str = "train"
 
 
+TANG_SAMPLES = 20  # Tang et al.'s samples per train text
+
+
 class TransferConfig(_Section):
     """What the teacher labels for the students: the train texts, plus Tang et al. (2019) augmentations of them
-    (`augment`), plus unlabelled `corpora`. The defaults keep it to the train texts.
+    (`augment`, at most `max_augmented` of them: the labeling budget), plus unlabelled `corpora`. The defaults keep
+    it to the train texts: on val across three shipped datasets augmentation did not pay off reliably enough to be
+    on by default, unlabelled in-domain text did (benchmarks/TRANSFER.md).
 
     Per word of a sample: the teacher's mask token with probability p_mask, else a word of the same part of speech
     drawn by its frequency in train with probability p_pos; then per sample, with probability p_ng, only a random
     n-gram (n = 1..5) is kept. samples_per_text samples per train text; duplicates and copies of any train text
-    are dropped. Defaults are Tang et al.'s.
+    are dropped. Defaults are Tang et al.'s, except the sample count: sized to the labeling budget.
     """
 
     augment: bool = False
     p_mask: float = Field(0.1, ge=0, le=1)
     p_pos: float | None = Field(None, ge=0, le=1)  # None: 0.1 with a POS tagger installed, else 0 and a warning
     p_ng: float = Field(0.25, ge=0, le=1)
-    samples_per_text: int = Field(20, ge=1)
+    samples_per_text: int | None = Field(None, ge=1)  # None: enough for max_augmented, at most Tang's 20
+    # augmented texts kept (a seeded subsample), the labeling budget: 10,000 tweets take the base-size teacher
+    # ~2 minutes under bf16 autocast on 2 cores (~5 minutes in fp32, ~4.5 for 10,000 Jigsaw comments under bf16)
+    max_augmented: int | None = Field(10_000, ge=1)
     seed: int = 13
     corpora: list[CorpusConfig] = []
     max_texts: int | None = Field(None, ge=1)  # most augmented + unlabelled texts kept (a seeded subsample)
+
+    def samples_for(self, n_train: int) -> int:
+        """Samples per train text: samples_per_text, or when unset enough for max_augmented (1 to Tang's 20)."""
+        if self.samples_per_text is not None:
+            return self.samples_per_text
+        if self.max_augmented is None:
+            return TANG_SAMPLES
+        return min(TANG_SAMPLES, -(-self.max_augmented // max(n_train, 1)))
 
     @model_validator(mode="after")
     def _probabilities_fit(self) -> "TransferConfig":

@@ -49,8 +49,9 @@ def needs_mask_token(config: TransferConfig) -> bool:
     return config.augment and config.p_mask > 0
 
 
-def resolve_params(config: TransferConfig, tagger_installed: bool, warn: bool = True) -> AugmentParams:
-    """The augmentation settings in force: an unset p_pos is Tang's 0.1 with a tagger, else 0 (with a warning)."""
+def resolve_params(config: TransferConfig, tagger_installed: bool, n_train: int, warn: bool = True) -> AugmentParams:
+    """The augmentation settings in force: an unset p_pos is Tang's 0.1 with a tagger, else 0 (with a warning); an
+    unset sample count is sized to max_augmented for n_train train texts."""
     p_pos = config.p_pos
     if p_pos is None:
         p_pos = min(TANG_P_POS, 1 - config.p_mask) if tagger_installed else 0.0
@@ -60,7 +61,7 @@ def resolve_params(config: TransferConfig, tagger_installed: bool, warn: bool = 
     elif p_pos > 0 and config.augment and not tagger_installed:
         raise BertdistillError(f"transfer.p_pos = {p_pos} needs a part-of-speech tagger: pip install "
                                "\"bertdistill[augment]\" (TextBlob), or set transfer.p_pos = 0")
-    return AugmentParams(config.p_mask, p_pos, config.p_ng, config.samples_per_text, config.seed)
+    return AugmentParams(config.p_mask, p_pos, config.p_ng, config.samples_for(n_train), config.seed)
 
 
 def check(config: TransferConfig, data: DataConfig) -> None:
@@ -69,7 +70,7 @@ def check(config: TransferConfig, data: DataConfig) -> None:
         if corpus.format != "hf":
             locate_corpus(corpus, data, f"transfer.corpora[{index}]")
     if config.augment:
-        resolve_params(config, load_tagger() is not None, warn=False)
+        resolve_params(config, load_tagger() is not None, 1, warn=False)
 
 
 def build_transfer_set(train_texts: list[str], config: TransferConfig, data: DataConfig, mask_token: str | None,
@@ -83,13 +84,14 @@ def build_transfer_set(train_texts: list[str], config: TransferConfig, data: Dat
                                "set transfer.p_mask = 0")
     corpora = [read_corpus(c, data, f"transfer.corpora[{i}]") for i, c in enumerate(config.corpora)]
     tagger = load_tagger() if config.augment else None
-    params = resolve_params(config, tagger is not None)
+    params = resolve_params(config, tagger is not None, len(train_texts))
     key = _key(train_texts, corpora, config, params, mask_token, held_out)
     path = None if cache_dir is None else Path(cache_dir) / f"transfer-{key}.json"
     if path is not None and path.exists():
         return _read(path, train_texts)
     start = time.perf_counter()
     augmented = augment(train_texts, params, mask_token or "", tagger) if config.augment else []
+    augmented = _cap(augmented, config.max_augmented, config.seed)
     extra, counts = _merge(train_texts, augmented, corpora, held_out)
     extra = _cap(extra, config.max_texts, config.seed)
     counts.update(kept=len(extra), seconds=round(time.perf_counter() - start, 1))
