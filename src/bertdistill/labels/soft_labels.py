@@ -178,7 +178,7 @@ def label_chunks(teacher, texts: list[str], folder: Path, key: str, batch_size: 
 
 
 def _label_chunk(teacher, texts: list[str], folder: Path, manifest: dict, index: int, batch_size: int,
-                 known: "LabeledRows | None" = None) -> dict:
+                 known: LabeledRows | None = None) -> dict:
     """Label one chunk (rows that `known` holds are copied, not labeled) and write it with its texts' hashes."""
     start, stop = chunk_range(manifest, index)
     hashes = text_hashes(texts[start:stop])
