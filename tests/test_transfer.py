@@ -120,7 +120,7 @@ def test_without_a_tagger_pos_replacement_is_off_with_a_warning_or_an_error_if_a
     assert "no part-of-speech tagger" in capsys.readouterr().out and result.has_extra
     assert transfer.resolve_params(config, tagger_installed=False, n_train=len(TEXTS)).p_pos == 0
     assert transfer.resolve_params(config, tagger_installed=True, n_train=len(TEXTS)).p_pos == 0.1
-    with pytest.raises(BertdistillError, match=r"transfer.p_pos = 0.2 needs .*bertdistill\[augment\]"):
+    with pytest.raises(BertdistillError, match=r"transfer.p_pos = 0.2 needs .*pip install textblob"):
         build_transfer_set(TEXTS, TransferConfig(augment=True, p_pos=0.2), DATA, "[MASK]")
 
 
@@ -137,19 +137,26 @@ def test_bad_transfer_config_is_one_clear_error(transfer_section, key):
         config_from_dict({"data": {"path": "x"}, "transfer": transfer_section})
 
 
-def test_default_transfer_config_is_the_train_texts():
-    config = config_from_dict({"data": {"path": "x"}})
-    assert transfer.is_trivial(config.transfer) and config.teacher.label_backend == "torch"
-    result = build_transfer_set(TEXTS, config.transfer, DATA, None)
-    assert result.texts == TEXTS and not result.has_extra
-
-
-def test_augmentation_keeps_at_most_max_augmented_samples():
-    config = config_from_dict({"data": {"path": "x"}, "transfer": {"augment": True, "max_augmented": 7}}).transfer
+def test_default_transfer_set_is_the_train_texts_and_augmentations_of_them_up_to_the_labeling_budget():
+    config = config_from_dict({"data": {"path": "x"}, "transfer": {"max_augmented": 7}}).transfer
+    assert config.augment is None and config.augments and transfer.needs_mask_token(config)
     result = build_transfer_set(TEXTS, config, DATA, "[MASK]")
     assert result.texts[:len(TEXTS)] == TEXTS and len(result.texts) == len(TEXTS) + 7
     unlimited = build_transfer_set(TEXTS, config.model_copy(update={"max_augmented": None}), DATA, "[MASK]")
     assert len(unlimited.texts) > len(result.texts) and set(result.texts) <= set(unlimited.texts)
+
+    off = config_from_dict({"data": {"path": "x"}, "transfer": {"augment": False}}).transfer
+    assert transfer.is_trivial(off) and build_transfer_set(TEXTS, off, DATA, None).texts == TEXTS
+
+
+def test_with_a_corpus_augmentation_is_off_unless_asked_for(tmp_path):
+    (tmp_path / "corpus.txt").write_text("an unlabelled text\nanother one\n")
+    corpus = {"path": str(tmp_path / "corpus.txt")}
+    config = config_from_dict({"data": {"path": "x"}, "transfer": {"corpora": [corpus]}}).transfer
+    assert not config.augments and not transfer.needs_mask_token(config)
+    assert build_transfer_set(TEXTS, config, DATA, None).texts == TEXTS + ["an unlabelled text", "another one"]
+    asked = config.model_copy(update={"augment": True})
+    assert asked.augments and build_transfer_set(TEXTS, asked, DATA, "[MASK]").counts["augmented"] > 0
 
 
 @pytest.mark.parametrize("settings, n_train, samples", [

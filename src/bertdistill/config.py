@@ -228,9 +228,9 @@ TANG_SAMPLES = 20  # Tang et al.'s samples per train text
 
 class TransferConfig(_Section):
     """What the teacher labels for the students: the train texts, plus Tang et al. (2019) augmentations of them
-    (`augment`, at most `max_augmented` of them: the labeling budget), plus unlabelled `corpora`. The defaults keep
-    it to the train texts: on val across three shipped datasets augmentation did not pay off reliably enough to be
-    on by default, unlabelled in-domain text did (benchmarks/TRANSFER.md).
+    (`augment`, at most `max_augmented` of them: the labeling budget), plus unlabelled `corpora`. Out of the box (no
+    corpus) it is the train texts and up to 10,000 augmentations, chosen on val across four shipped datasets
+    (benchmarks/TRANSFER.md); with a corpus, augmentation is off unless asked for: in-domain text paid off more.
 
     Per word of a sample: the teacher's mask token with probability p_mask, else a word of the same part of speech
     drawn by its frequency in train with probability p_pos; then per sample, with probability p_ng, only a random
@@ -238,7 +238,7 @@ class TransferConfig(_Section):
     are dropped. Defaults are Tang et al.'s, except the sample count: sized to the labeling budget.
     """
 
-    augment: bool = False
+    augment: bool | None = None  # None: augment when no corpus is given
     p_mask: float = Field(0.1, ge=0, le=1)
     p_pos: float | None = Field(None, ge=0, le=1)  # None: 0.1 with a POS tagger installed, else 0 and a warning
     p_ng: float = Field(0.25, ge=0, le=1)
@@ -249,6 +249,11 @@ class TransferConfig(_Section):
     seed: int = 13
     corpora: list[CorpusConfig] = []
     max_texts: int | None = Field(None, ge=1)  # most augmented + unlabelled texts kept (a seeded subsample)
+
+    @property
+    def augments(self) -> bool:
+        """Whether the transfer set holds augmentations: `augment`, or when unset, whether no corpus is given."""
+        return self.augment if self.augment is not None else not self.corpora
 
     def samples_for(self, n_train: int) -> int:
         """Samples per train text: samples_per_text, or when unset enough for max_augmented (1 to Tang's 20)."""

@@ -76,7 +76,8 @@ def what_to_try(teacher: dict | None, twin_score: float, metric: str) -> str:
                 f"({points(teacher['metrics'][metric])}): try a stronger teacher first "
                 '(`teacher.backbone = "mpnet-base"`, or your own with `teacher.reuse`).')
     return ("What to try: more texts for the teacher to label (`[[transfer.corpora]]` with unlabelled in-domain "
-            "text, or `transfer.augment = true`), a higher `students.loss.temperature`, or a lower "
+            "text, or more augmentations: `transfer.augment = true`, a higher `transfer.max_augmented`), a higher "
+            "`students.loss.temperature`, or a lower "
             "`students.loss.alpha` to keep more of the gold labels.")
 
 

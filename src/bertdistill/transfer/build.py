@@ -42,11 +42,11 @@ class TransferSet:
 
 def is_trivial(config: TransferConfig) -> bool:
     """No augmentation and no corpus: the transfer set is the train texts."""
-    return not config.augment and not config.corpora
+    return not config.augments and not config.corpora
 
 
 def needs_mask_token(config: TransferConfig) -> bool:
-    return config.augment and config.p_mask > 0
+    return config.augments and config.p_mask > 0
 
 
 def resolve_params(config: TransferConfig, tagger_installed: bool, n_train: int, warn: bool = True) -> AugmentParams:
@@ -55,12 +55,12 @@ def resolve_params(config: TransferConfig, tagger_installed: bool, n_train: int,
     p_pos = config.p_pos
     if p_pos is None:
         p_pos = min(TANG_P_POS, 1 - config.p_mask) if tagger_installed else 0.0
-        if not tagger_installed and config.augment and warn:
+        if not tagger_installed and config.augments and warn:
             print("warning: no part-of-speech tagger installed, so augmentation only masks and samples n-grams; "
-                  "pip install \"bertdistill[augment]\" for POS-guided replacement")
-    elif p_pos > 0 and config.augment and not tagger_installed:
+                  "pip install textblob for POS-guided replacement")
+    elif p_pos > 0 and config.augments and not tagger_installed:
         raise BertdistillError(f"transfer.p_pos = {p_pos} needs a part-of-speech tagger: pip install "
-                               "\"bertdistill[augment]\" (TextBlob), or set transfer.p_pos = 0")
+                               "textblob, or set transfer.p_pos = 0")
     return AugmentParams(config.p_mask, p_pos, config.p_ng, config.samples_for(n_train), config.seed)
 
 
@@ -69,7 +69,7 @@ def check(config: TransferConfig, data: DataConfig) -> None:
     for index, corpus in enumerate(config.corpora):
         if corpus.format != "hf":
             locate_corpus(corpus, data, f"transfer.corpora[{index}]")
-    if config.augment:
+    if config.augments:
         resolve_params(config, load_tagger() is not None, 1, warn=False)
 
 
@@ -81,16 +81,16 @@ def build_transfer_set(train_texts: list[str], config: TransferConfig, data: Dat
         return TransferSet(list(train_texts), len(train_texts), {"train": len(train_texts)})
     if needs_mask_token(config) and not mask_token:
         raise BertdistillError("transfer.p_mask > 0 needs a teacher tokenizer with a mask token; "
-                               "set transfer.p_mask = 0")
+                               "set transfer.p_mask = 0 (or transfer.augment = false)")
     corpora = [read_corpus(c, data, f"transfer.corpora[{i}]") for i, c in enumerate(config.corpora)]
-    tagger = load_tagger() if config.augment else None
+    tagger = load_tagger() if config.augments else None
     params = resolve_params(config, tagger is not None, len(train_texts))
     key = _key(train_texts, corpora, config, params, mask_token, held_out)
     path = None if cache_dir is None else Path(cache_dir) / f"transfer-{key}.json"
     if path is not None and path.exists():
         return _read(path, train_texts)
     start = time.perf_counter()
-    augmented = augment(train_texts, params, mask_token or "", tagger) if config.augment else []
+    augmented = augment(train_texts, params, mask_token or "", tagger) if config.augments else []
     augmented = _cap(augmented, config.max_augmented, config.seed)
     extra, counts = _merge(train_texts, augmented, corpora, held_out)
     extra = _cap(extra, config.max_texts, config.seed)

@@ -1,6 +1,6 @@
 """Part-of-speech tags for POS-guided word replacement: Pattern's English tagger as shipped inside TextBlob.
 
-Optional (`pip install "bertdistill[augment]"`); without it augmentation still masks and samples n-grams.
+A dependency of the package; without it (uninstalled) augmentation still masks and samples n-grams.
 Why this tagger, of the offline candidates on PyPI (measured on 1,000 TweetEval offensive tweets, 2-core CPU):
 - TextBlob's `PatternTagger`: a lexicon of ~100k words plus Brill contextual rules, all in the 0.6 MB wheel
   (MIT; depends only on the nltk *library*, no NLTK data); ~220k words/s in pure Python; Penn Treebank tags.
