@@ -142,6 +142,7 @@ def test_default_transfer_set_is_the_train_texts_and_augmentations_of_them_up_to
     assert config.augment is None and config.augments and transfer.needs_mask_token(config)
     result = build_transfer_set(TEXTS, config, DATA, "[MASK]")
     assert result.texts[:len(TEXTS)] == TEXTS and len(result.texts) == len(TEXTS) + 7
+    assert result.counts["augmented"] == 7 <= result.counts["augmented_made"]
     unlimited = build_transfer_set(TEXTS, config.model_copy(update={"max_augmented": None}), DATA, "[MASK]")
     assert len(unlimited.texts) > len(result.texts) and set(result.texts) <= set(unlimited.texts)
 

@@ -90,11 +90,11 @@ def build_transfer_set(train_texts: list[str], config: TransferConfig, data: Dat
     if path is not None and path.exists():
         return _read(path, train_texts)
     start = time.perf_counter()
-    augmented = augment(train_texts, params, mask_token or "", tagger) if config.augments else []
-    augmented = _cap(augmented, config.max_augmented, config.seed)
+    made = augment(train_texts, params, mask_token or "", tagger) if config.augments else []
+    augmented = _cap(made, config.max_augmented, config.seed)
     extra, counts = _merge(train_texts, augmented, corpora, held_out)
     extra = _cap(extra, config.max_texts, config.seed)
-    counts.update(kept=len(extra), seconds=round(time.perf_counter() - start, 1))
+    counts.update(augmented_made=len(made), kept=len(extra), seconds=round(time.perf_counter() - start, 1))
     result = TransferSet(list(train_texts) + extra, len(train_texts), counts)
     print(f"transfer set: {len(train_texts)} train + {len(extra)} more texts ({_describe(counts)})")
     if path is not None:
@@ -129,9 +129,9 @@ def _cap(extra: list[str], max_texts: int | None, seed: int) -> list[str]:
 
 
 def _describe(counts: dict) -> str:
-    return (f"{counts['augmented']} augmented, {counts['unlabelled']} unlabelled, "
-            f"{counts['duplicates_dropped']} duplicates and {counts['held_out_dropped']} val/test texts dropped, "
-            f"{counts['seconds']} s")
+    return (f"{counts['augmented']} augmented (of {counts['augmented_made']} made), "
+            f"{counts['unlabelled']} unlabelled, {counts['duplicates_dropped']} duplicates and "
+            f"{counts['held_out_dropped']} val/test texts dropped, {counts['seconds']} s")
 
 
 def _key(train_texts, corpora, config: TransferConfig, params: AugmentParams, mask_token: str | None,
@@ -150,6 +150,7 @@ def _read(path: Path, train_texts: list[str]) -> TransferSet:
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise BertdistillError(f"{path}: unreadable transfer set ({err}); delete it to rebuild") from None
     header = (saved.get("format"), saved.get("version"))
-    if header != (TRANSFER_FORMAT, files.FORMAT_VERSION) or n_train != len(train_texts) or texts[:n_train] != train_texts:
+    if (header != (TRANSFER_FORMAT, files.FORMAT_VERSION) or n_train != len(train_texts)
+            or texts[:n_train] != train_texts):
         raise BertdistillError(f"{path}: not the transfer set of these train texts; delete it to rebuild")
     return TransferSet(texts, n_train, saved.get("counts", {}))
