@@ -243,8 +243,8 @@ class TransferConfig(_Section):
     p_pos: float | None = Field(None, ge=0, le=1)  # None: 0.1 with a POS tagger installed, else 0 and a warning
     p_ng: float = Field(0.25, ge=0, le=1)
     samples_per_text: int | None = Field(None, ge=1)  # None: enough for max_augmented, at most Tang's 20
-    # augmented texts kept (a seeded subsample), the labeling budget: 10,000 tweets take the base-size teacher
-    # ~2 minutes under bf16 autocast on 2 cores (~5 minutes in fp32, ~4.5 for 10,000 Jigsaw comments under bf16)
+    # augmented texts kept (a seeded subsample), the labeling budget: at the rates measured on 2 cores, 10,000 tweets
+    # take the base-size teacher under 2 minutes under bf16 autocast, ~5 in fp32 (Jigsaw comments: ~4.5 under bf16)
     max_augmented: int | None = Field(10_000, ge=1)
     seed: int = 13
     corpora: list[CorpusConfig] = []

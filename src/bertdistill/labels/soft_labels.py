@@ -178,17 +178,18 @@ def label_chunks(teacher, texts: list[str], folder: Path, key: str, batch_size: 
 
 
 def _label_chunk(teacher, texts: list[str], folder: Path, manifest: dict, index: int, batch_size: int,
-                 known: LabeledRows | None = None) -> dict:
+                 known: LabeledRows) -> dict:
     """Label one chunk (rows that `known` holds are copied, not labeled) and write it with its texts' hashes."""
     start, stop = chunk_range(manifest, index)
     hashes = text_hashes(texts[start:stop])
-    found, logits = known.lookup(hashes) if known is not None else (np.zeros(len(hashes), bool), None)
+    found, logits = known.lookup(hashes)
     fresh = [t for t, hit in zip(texts[start:stop], found) if not hit]
-    new = np.asarray(teacher.predict_logits(fresh, batch_size=batch_size), dtype=np.float32) if fresh else None
-    if logits is None:
-        logits = new
-    elif new is not None:
-        logits[~found] = new
+    if fresh:
+        new = np.asarray(teacher.predict_logits(fresh, batch_size=batch_size), dtype=np.float32)
+        if logits is None:
+            logits = new
+        else:
+            logits[~found] = new
     name = f"chunk-{index:05d}.npz"
     buffer = bytes_io.BytesIO()
     np.savez(buffer, logits=logits, text_hashes=hashes)

@@ -70,7 +70,7 @@ def check(config: TransferConfig, data: DataConfig) -> None:
         if corpus.format != "hf":
             locate_corpus(corpus, data, f"transfer.corpora[{index}]")
     if config.augments:
-        resolve_params(config, load_tagger() is not None, 1, warn=False)
+        resolve_params(config, load_tagger() is not None, n_train=1, warn=False)  # checks p_pos only
 
 
 def build_transfer_set(train_texts: list[str], config: TransferConfig, data: DataConfig, mask_token: str | None,
