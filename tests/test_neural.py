@@ -33,8 +33,9 @@ def data_for(dataset, teacher_folder) -> TrainingData:
                         teacher_folder)
 
 
-def fit(kind, dataset, teacher_folder, neural=QUICK, static_learning_rates=(1e-3, 1e-2), **kwargs):
-    student = REGISTRY[kind](StudentsConfig(neural=neural, static_learning_rates=static_learning_rates))
+def fit(kind, dataset, teacher_folder, neural=QUICK, static_learning_rates=(1e-3, 1e-2), static_hidden=0, **kwargs):
+    student = REGISTRY[kind](StudentsConfig(neural=neural, static_learning_rates=static_learning_rates,
+                                            static_hidden=static_hidden))
     return student.fit(data_for(dataset, teacher_folder), dataset.val.texts, dataset.val.labels,
                        Scorer.for_dataset(dataset, None, None), **kwargs)
 
@@ -209,9 +210,11 @@ def test_bf16_training_on_cpu_runs_in_bf16_and_keeps_fp32_weights(kind, multicla
     assert logits.dtype == np.float32 and np.isfinite(logits).all()
 
 
-def test_static_student_predicts_in_numpy_exactly_as_its_torch_module(multiclass_dataset, tiny_bert_dir):
+@pytest.mark.parametrize("hidden", [0, 12])
+def test_static_student_predicts_in_numpy_exactly_as_its_torch_module(multiclass_dataset, tiny_bert_dir, hidden):
     neural = QUICK.model_copy(update={"static_width": 8})
-    student = fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural)
+    student = fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural, static_hidden=hidden)
+    assert (student.module_.hidden is not None) == bool(hidden)
     texts = multiclass_dataset.test.texts + ["", "pizza", " ".join(multiclass_dataset.train.texts[:20])]
     encoded = student.encoder_.encode(texts)
     assert all(np.array_equal(a, b) for a, b in zip(student.encoder_.encode_each(texts), encoded))

@@ -10,7 +10,8 @@ or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per li
 `bundle.json` says what the model is:
 - "tfidf": word and character n-gram TF-IDF into a linear layer, in numpy and `re` only (the n-grams are
   counted exactly as scikit-learn's TfidfVectorizer counts them);
-- "static": the mean of a token table's SIF-weighted rows into a linear layer (numpy, `tokenizers`);
+- "static": the mean of a token table's SIF-weighted rows into a linear layer, or a ReLU layer then a linear one
+  (numpy, `tokenizers`);
 - "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
 - "fasttext": a supervised fastText model's matrices, run in numpy with fastText's own hashing of words, word
   n-grams and character n-grams;
@@ -144,7 +145,8 @@ class Vectorizer:
 
 
 class StaticEmbedding(Student):
-    """logits = (sum of the tokens' SIF-scaled table rows) / (sum of their SIF weights) . head + bias."""
+    """x = (sum of the tokens' SIF-scaled table rows) / (sum of their SIF weights) . head + bias; with a hidden
+    layer (head1, bias1 present), logits = relu(x) . head1 + bias1, else x."""
 
     def __init__(self, folder: Path, spec: dict):
         super().__init__(spec)
@@ -152,11 +154,13 @@ class StaticEmbedding(Student):
         arrays = np.load(folder / "static.npz", allow_pickle=False)
         self.table, self.weights = arrays["scaled_table"], arrays["sif_weights"]
         self.head, self.bias = arrays["head"], arrays["bias"]
+        self.output = (arrays["head1"], arrays["bias1"]) if "head1" in arrays else None
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        out = np.empty((len(texts), len(self.bias)), dtype=np.float32)
+        out = np.empty((len(texts), len(self.bias if self.output is None else self.output[1])), dtype=np.float32)
         for row, ids in enumerate(self.encode(texts)):
-            out[row] = self.table[ids].sum(0) @ self.head / max(self.weights[ids].sum(), 1e-9) + self.bias
+            x = self.table[ids].sum(0) @ self.head / max(self.weights[ids].sum(), 1e-9) + self.bias
+            out[row] = x if self.output is None else np.maximum(x, 0) @ self.output[0] + self.output[1]
         return out
 
 

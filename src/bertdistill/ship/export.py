@@ -126,8 +126,9 @@ def _tfidf(folder: Path, student: TfidfLinear) -> dict:
 
 
 def _static(folder: Path, student: StaticStudent) -> dict:
-    scaled_table, sif_weights, head, bias = numpy_weights(student.module_)
-    files.write_npz(folder / "static.npz", scaled_table=scaled_table, sif_weights=sif_weights, head=head, bias=bias)
+    scaled_table, sif_weights, layers = numpy_weights(student.module_)
+    head = {f"{name}{i or ''}": array for i, layer in enumerate(layers) for name, array in zip(("head", "bias"), layer)}
+    files.write_npz(folder / "static.npz", scaled_table=scaled_table, sif_weights=sif_weights, **head)
     return {"model": "static", "encoder": _encoder(folder, student.encoder_)}
 
 

@@ -3,7 +3,9 @@
 After Model2Vec (MinishLab 2024): every vocabulary token the training texts use is passed through the source
 encoder on its own (`[CLS] token [SEP]`) and its output vector kept; PCA takes the table to
 `students.neural.static_width`; a text is the SIF-weighted mean (Arora et al. 2017: a / (a + p(token)), p from the
-training texts) of its tokens' vectors, and a linear head gives the logits. Table and head are then trained, on
+training texts) of its tokens' vectors, and a head gives the logits: linear, or with `students.static_hidden` > 0
+one ReLU layer first, as Model2Vec's own classifier (a deep averaging network, Iyyer et al. 2015). Table and head
+are then trained, on
 gold labels (`static`) or on the teacher's soft targets over the whole transfer set (`static-kd`: what Model2Vec's
 own classifier cannot do). The source is the fine-tuned teacher's encoder by default
 (`students.neural.static_source`), or a pretrained model such as `minilm`.
@@ -32,21 +34,23 @@ SIF_A = 1e-3  # Arora et al.'s smoothing: tokens much more frequent than this we
 
 
 class StaticModule(nn.Module):
-    def __init__(self, vocab_size: int, width: int, num_labels: int):
+    def __init__(self, vocab_size: int, width: int, num_labels: int, hidden: int = 0):
         super().__init__()
         self.table = nn.Embedding(vocab_size, width, padding_idx=PAD)
         self.register_buffer("weights", torch.ones(vocab_size))  # SIF weight per token, fixed
-        self.output = nn.Linear(width, num_labels)
+        self.hidden = nn.Linear(width, hidden) if hidden else None
+        self.output = nn.Linear(hidden or width, num_labels)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         weights = self.weights[input_ids] * attention_mask  # (n, length)
         total = (self.table(input_ids) * weights.unsqueeze(-1)).sum(1)
-        return self.output(total / weights.sum(1, keepdim=True).clamp(min=1e-9))
+        mean = total / weights.sum(1, keepdim=True).clamp(min=1e-9)
+        return self.output(mean if self.hidden is None else torch.relu(self.hidden(mean)))
 
 
 class StaticStudent(NeuralStudent):
     kind = "static"
-    config_fields = (*NeuralStudent.config_fields, "static_learning_rates")
+    config_fields = (*NeuralStudent.config_fields, "static_learning_rates", "static_hidden")
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -68,13 +72,13 @@ class StaticStudent(NeuralStudent):
         return Path(self.source_of(self.config.neural, teacher_folder))
 
     def architecture(self, table_dim: int, config: NeuralConfig, source: Path | None) -> dict:
-        return {"width": config.static_width, "source": config.static_source}
+        return {"width": config.static_width, "source": config.static_source, "hidden": self.config.static_hidden}
 
     def learning_rates(self) -> tuple[float, ...]:
         return tuple(self.config.static_learning_rates)
 
     def build(self, arch: dict, vocab_size: int, num_labels: int) -> nn.Module:
-        return StaticModule(vocab_size, arch["width"], num_labels)
+        return StaticModule(vocab_size, arch["width"], num_labels, arch.get("hidden", 0))  # saved before: linear
 
     def embedding_table(self, module: nn.Module) -> nn.Embedding:
         return module.table
@@ -92,30 +96,37 @@ class StaticStudent(NeuralStudent):
             module.weights.copy_(torch.from_numpy(weights))
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        """Numpy all the way: no PyTorch call, for one text as for many. The head is linear, so each token's share
-        of the logits is precomputed (table row x SIF weight x head) next to its SIF weight: a text is then one
-        gather and one sum of (k + 1)-wide rows."""
+        """Numpy all the way: no PyTorch call, for one text as for many. The head's first layer is linear, so
+        each token's share of its output is precomputed (table row x SIF weight x layer) next to its SIF weight: a
+        text is one gather and one sum of those rows, then the rest of the head (ReLU and the output layer)."""
         if self.numpy_ is None:
-            scaled, weights, coef, bias = numpy_weights(self.module_)
-            self.numpy_ = (np.ascontiguousarray(np.column_stack([scaled @ coef, weights]), dtype=np.float32), bias)
-        shares, bias = self.numpy_
-        logits = np.empty((len(texts), len(bias)), dtype=np.float32)
+            scaled, weights, layers = numpy_weights(self.module_)
+            shares = np.column_stack([scaled @ layers[0][0], weights])
+            self.numpy_ = (np.ascontiguousarray(shares, dtype=np.float32), layers)
+        shares, layers = self.numpy_
+        logits = np.empty((len(texts), layers[-1][1].shape[0]), dtype=np.float32)
         for row, ids in enumerate(self.encoder_.encode_each(texts)):
             total = shares[ids].sum(0)
-            logits[row] = total[:-1] / max(total[-1], 1e-9) + bias
+            out = total[:-1] / max(total[-1], 1e-9) + layers[0][1]
+            for coef, bias in layers[1:]:
+                out = np.maximum(out, 0) @ coef + bias
+            logits[row] = out
         return logits
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)
 
 
-def numpy_weights(module: StaticModule) -> tuple[np.ndarray, ...]:
-    """(vocab, width) table with each row times its SIF weight, the weights, head (width, k) and bias (k,)."""
-    with torch.no_grad():
-        weights = module.weights.cpu().numpy().astype(np.float32)
-        scaled = module.table.weight.cpu().numpy() * weights[:, None]
-        return (np.ascontiguousarray(scaled, dtype=np.float32), weights,
-                np.ascontiguousarray(module.output.weight.cpu().numpy().T), module.output.bias.cpu().numpy())
+def numpy_weights(module: StaticModule) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+    """The (vocab, width) table with each row times its SIF weight, the SIF weights, and the head's linear layers
+    in order as (coef (in, out), bias (out,)), a ReLU between consecutive ones; float32."""
+    def array(tensor: torch.Tensor) -> np.ndarray:
+        return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+
+    weights = array(module.weights)
+    linears = [layer for layer in (module.hidden, module.output) if layer is not None]
+    return (array(module.table.weight) * weights[:, None], weights,
+            [(array(layer.weight.T), array(layer.bias)) for layer in linears])
 
 
 @torch.inference_mode()
