@@ -1,11 +1,11 @@
-"""Static-embedding student: a token table distilled from a transformer, averaged, then a linear head.
+"""Static-embedding student: a token table distilled from a transformer, averaged, then a small head.
 
 After Model2Vec (MinishLab 2024): every vocabulary token the training texts use is passed through the source
 encoder on its own (`[CLS] token [SEP]`) and its output vector kept; PCA takes the table to
 `students.neural.static_width`; a text is the SIF-weighted mean (Arora et al. 2017: a / (a + p(token)), p from the
-training texts) of its tokens' vectors, and a head gives the logits: linear, or with `students.static_hidden` > 0
-one ReLU layer first, as Model2Vec's own classifier (a deep averaging network, Iyyer et al. 2015). Table and head
-are then trained, on
+training texts) of its tokens' vectors, and a head gives the logits: one ReLU layer of `students.static_hidden`
+units then the output layer, as Model2Vec's own classifier (a deep averaging network, Iyyer et al. 2015), or
+linear (0). Table and head are then trained, on
 gold labels (`static`) or on the teacher's soft targets over the whole transfer set (`static-kd`: what Model2Vec's
 own classifier cannot do). The source is the fine-tuned teacher's encoder by default
 (`students.neural.static_source`), or a pretrained model such as `minilm`.
