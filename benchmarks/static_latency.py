@@ -4,11 +4,10 @@
 
 Loads runs/bench/NAME (after `bertdistill students`), then measures the single-text p50 / p95 of the PyTorch
 teacher, `static-kd`, `fasttext-lib` and `fasttext-lib-ftz` with the evaluation's own harness (raw string in,
-probabilities out, warmed up, `eval.threads`, the test texts the evaluation draws). The teacher gets fewer texts:
-~85 ms each.
-`--variants` adds the `static-kd` of each runs/bench/NAME/variants/LABEL (from benchmarks/variant.py), as
-`static-kd@LABEL`, measured in the same process. Prints JSON: p50 / p95 per model, each student's share of the
-teacher's p50, and static-kd's test score.
+probabilities out, warmed up, `eval.threads`, the test texts the evaluation draws); the teacher gets fewer texts
+(~85 ms each). `--variants` adds the `static-kd` of each runs/bench/NAME/variants/LABEL (from
+benchmarks/variant.py), as `static-kd@LABEL`, measured in the same process. Prints JSON: p50 / p95 per model, each
+student's share of the teacher's p50, and static-kd's test score.
 """
 from __future__ import annotations
 
