@@ -10,7 +10,14 @@ import pytest
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
 from bertdistill.report import chart
-from bertdistill.report.findings import int8_findings, neural_findings, twin_findings
+from bertdistill.report.findings import (
+    ensemble_findings,
+    int8_findings,
+    neural_findings,
+    static_findings,
+    student_findings,
+    twin_findings,
+)
 from bertdistill.report.formats import fixed, signed, significant
 from bertdistill.report.markdown import (
     COLUMNS,
@@ -104,6 +111,61 @@ def test_neural_target_takes_the_best_distilled_neural_student_within_a_twentiet
     (none,) = neural_findings([teacher, entry("cnn-kd", "distilled", 0.79, 0.6)], "macro_f1", teacher)
     assert "No distilled neural student runs within 0.500 ms" in none and "`cnn-kd`, takes 0.600 ms" in none
     assert neural_findings([teacher, entry("tfidf-lr", "baseline", 0.7, 0.1)], "macro_f1", teacher) == []
+
+
+def test_best_single_student_is_judged_within_a_hundredth_of_the_teacher():
+    teacher = entry("teacher", "teacher", 0.80, 100.0)
+    entries = [entry("minibert-kd", "distilled", 0.79, 2.0),  # the best, but over the 1 ms budget
+               entry("cnn-kd", "distilled", 0.777, 1.0), entry("tfidf-lr", "baseline", 0.70, 0.1)]
+    anywhere, within = student_findings(entries, "macro_f1", teacher)
+    assert anywhere.startswith("Best single student `minibert-kd`: 79.00 test macro_f1 = 98.8%")
+    assert within == ("Best single student within 1/100 of the teacher's latency: `cnn-kd`, 77.70 test macro_f1 = "
+                      "97.1% of the teacher's, at p50 1.00 ms = 1/100 of its (target >= 97% of the teacher at "
+                      "<= 1/100 of its latency: target met).")
+    entries[1]["latency_ms"]["p50"] = 1.01
+    assert "`tfidf-lr`, 70.00" in student_findings(entries, "macro_f1", teacher)[1]
+    assert student_findings(entries, "macro_f1", teacher)[1].endswith("target NOT met).")
+
+
+def test_the_best_distilled_int8_student_within_a_twentieth_is_held_to_99_percent():
+    teacher = entry("teacher", "teacher", 0.80, 10.0)
+    int8 = {**entry("minibert-kd-int8", "distilled", 0.785, 0.5), "derived_from": "minibert-kd"}
+    entries = [teacher, entry("minibert-kd", "distilled", 0.79, 0.4), int8]
+    neural, well_read = neural_findings(entries, "macro_f1", teacher)
+    assert "`minibert-kd`, 79.00 test macro_f1 = 98.8%" in neural and neural.endswith("target met).")
+    assert well_read == ("Best distilled int8 neural student within 1/20 of the teacher's latency: "
+                         "`minibert-kd-int8`, 78.50 test macro_f1 = 98.1% of the teacher's, at p50 0.500 ms = 1/20 "
+                         "of its (target >= 99% of the teacher at <= 1/20 of its latency: target NOT met).")
+    int8["metrics"]["macro_f1"] = 0.792
+    assert neural_findings(entries, "macro_f1", teacher)[1].endswith("target met).")
+    int8["latency_ms"]["p50"] = 0.6
+    assert neural_findings(entries, "macro_f1", teacher)[1].startswith(
+        "No distilled int8 neural student runs within 0.500 ms (1/20 of the teacher's p50); the fastest, "
+        "`minibert-kd-int8`, takes 0.600 ms")
+
+
+@pytest.mark.parametrize("static_score, static_p50, met", [
+    (0.76, 0.030, True), (0.759, 0.030, False),  # 3 points over fastText, or just under
+    (0.76, 0.041, False),  # slower than fastText
+    (0.76, 0.060, False)])  # over 0.05 ms (fastText slower still)
+def test_static_kd_is_judged_against_the_fasttext_library(static_score, static_p50, met):
+    fasttext = entry("fasttext-lib", "baseline", 0.73, 0.040 if static_p50 < 0.06 else 0.07)
+    by_name = {"static-kd": entry("static-kd", "distilled", static_score, static_p50), "fasttext-lib": fasttext}
+    (line,) = static_findings(by_name, "macro_f1")
+    assert line.startswith("`static-kd` against `fasttext-lib` (the fastText library on gold labels): ")
+    assert line.endswith(f"(target >= +3.00 points at no more latency and p50 <= 0.0500 ms: "
+                         f"{'target met' if met else 'target NOT met'}).")
+    assert static_findings({"static-kd": by_name["static-kd"]}, "macro_f1") == []
+
+
+def test_an_ensemble_is_held_to_99_percent_of_the_teacher_within_a_hundredth():
+    teacher = entry("teacher", "teacher", 0.80, 100.0)
+    ens = {**entry("ens", "ensemble", 0.792, 1.0), "hyperparameters": {"weights": {"a": 0.5, "b": 0.5}}}
+    (line,) = ensemble_findings([teacher, ens], "macro_f1", teacher)
+    assert "79.20 test macro_f1, -0.80 points vs the teacher (99.0% of its score)" in line
+    assert line.endswith("Target >= 99% of the teacher's score at <= 1/100 of the latency: target met.")
+    ens["latency_ms"]["p50"] = 1.01
+    assert ensemble_findings([teacher, ens], "macro_f1", teacher)[0].endswith("target NOT met.")
 
 
 def test_int8_findings_compare_with_the_fp32_source():
@@ -212,9 +274,12 @@ def test_full_report_has_every_section_and_target(full_run_dir):
                      "Teacher on ONNX Runtime int8: 2.50x the PyTorch fp32 speed",
                      "agreement with the PyTorch teacher 98.5% on test, 99.3% on val. Target >= 2x and >= 99% "
                      "agreement on val (the rule for labeling a transfer set): target met.",
-                     "Ensemble `ens` (tfidf-lr, tfidf-soft-lr): 80.00 test macro_f1, -1.00 points vs the teacher",
-                     "at p50 0.150 ms = 1/133 of the teacher's. Target within 1 point at <= 1/100 of the latency: "
-                     "target met.", "Ensemble `ens-fast` is EMPTY: no student fits the latency budget",
+                     "Ensemble `ens` (tfidf-lr, tfidf-soft-lr): 80.00 test macro_f1, -1.00 points vs the teacher "
+                     "(98.8% of its score)", "at p50 0.150 ms = 1/133 of the teacher's. Target >= 99% of the "
+                     "teacher's score at <= 1/100 of the latency: target NOT met.",
+                     "No single student runs within 0.200 ms (1/100 of the teacher's p50); the fastest, "
+                     "`tfidf-logit-ridge`, takes 0.400 ms (target >= 97% of the teacher at <= 1/100 of its latency: "
+                     "target NOT met).", "Ensemble `ens-fast` is EMPTY: no student fits the latency budget",
                      "| ens | teacher | -1.00 | [-3.00, +1.20] | 20.0% | no significant difference |"):
         assert fragment in markdown, fragment
     assert (full_run_dir / "reliability.png").read_bytes().startswith(PNG_MAGIC)
