@@ -265,7 +265,8 @@ def write_benchmarks() -> None:
 
 
 def teacher_table() -> str:
-    """The fine-tuned teachers' val and test scores (benchmarks/teacher_scores.json), students run against them or not."""
+    """The fine-tuned teachers' val and test scores (benchmarks/teacher_scores.json), whether or not students were
+    run against them."""
     scores = files.read_json(ROOT / "benchmarks" / "teacher_scores.json")
     rows = [f"| {name} | {s['metric']} | {s['val_scores_by_epoch']['best_epoch']} | {100 * s['val']:.2f} | "
             f"{100 * s['test']:.2f} |" for name, s in scores.items()]
