@@ -30,7 +30,14 @@ from bertdistill.config import config_from_dict
 from bertdistill.core import files
 from bertdistill.ensembles import ensemble
 from bertdistill.evaluation.stats import mean_std
-from bertdistill.report.findings import FASTTEXT, STATIC, best_in_budget, distilled_neural_students, findings
+from bertdistill.report.findings import (
+    FASTTEXT,
+    STATIC,
+    best_in_budget,
+    distilled_neural_students,
+    findings,
+    int8_students,
+)
 from bertdistill.report.markdown import markdown_table
 from bertdistill.rundir import ChildRun
 
@@ -229,7 +236,7 @@ def _gain(entry: dict | None) -> str:
 
 def _best_int8(students: list[dict], teacher: dict, metric: str) -> str:
     """The best distilled int8 neural student at <= 1/20 of the teacher's p50 (the target: >= 99% of its score)."""
-    int8 = [e for e in distilled_neural_students(students) if e.get("derived_from")]
+    int8 = int8_students(distilled_neural_students(students))
     return _best_within(int8, teacher, metric, 20) if int8 else "-"
 
 

@@ -159,6 +159,11 @@ def distilled_neural_students(entries: list[dict]) -> list[dict]:
     return [e for e in entries if e["role"] == "distilled" and e["family"] == "neural"]
 
 
+def int8_students(entries: list[dict]) -> list[dict]:
+    """The int8 exports among `entries` (each names the fp32 student it was quantized from)."""
+    return [e for e in entries if e.get("derived_from")]
+
+
 def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str]:
     """The best distilled neural student that runs within 1/20 of the teacher's single-text p50, and the best
     distilled int8 one (the well-read student as it would be shipped)."""
@@ -167,7 +172,7 @@ def neural_findings(entries: list[dict], metric: str, teacher: dict) -> list[str
         return []
     lines = [budget_finding(neural, metric, teacher, "distilled neural student", NEURAL_LATENCY_SHARE,
                             STUDENT_SHARE_TARGET)]
-    int8 = [e for e in neural if e.get("derived_from")]
+    int8 = int8_students(neural)
     if int8:
         lines.append(budget_finding(int8, metric, teacher, "distilled int8 neural student", NEURAL_LATENCY_SHARE,
                                     INT8_STUDENT_SHARE_TARGET))
