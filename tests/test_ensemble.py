@@ -17,6 +17,7 @@ from bertdistill.ensembles.ensemble import (
     Ensemble,
     MemberGroup,
     empty_results,
+    greedy_objective,
     greedy_selection,
     latency_budget,
     load_all,
@@ -152,19 +153,52 @@ def test_greedy_combines_complementary_members_within_budget():
     cost = {"a": 1.0, "b": 1.0, "c": 0.1}
     measured = []
     latency = lambda names: measured.append(names) or sum(cost[n] for n in names)
-    result = greedy_selection(probs, labels, scorer, latency, budget_ms=2.5, max_rounds=5)
+    result = greedy_selection(probs, labels, scorer, latency, budget_ms=2.5, max_rounds=5, objective="metric")
     assert set(result["counts"]) == {"a", "b"} and result["trace"][0]["val_score"] < 1.0
     assert max(step["p50_ms"] for step in result["trace"]) <= 2.5
     assert len(measured) == len(set(measured))  # each set is timed once
-    alone = greedy_selection(probs, labels, scorer, latency, budget_ms=1.5, max_rounds=5)
+    alone = greedy_selection(probs, labels, scorer, latency, budget_ms=1.5, max_rounds=5, objective="metric")
     assert set(alone["counts"]) <= {"a", "b", "c"} and len(set(alone["counts"]) - {"c"}) == 1
 
 
 def test_greedy_with_a_budget_nobody_meets_is_empty():
     labels, probs = _complementary()
     scorer = Scorer("multiclass", ["x", "y"], "macro_f1")
-    result = greedy_selection(probs, labels, scorer, lambda names: 5.0, budget_ms=1.0, max_rounds=3)
+    result = greedy_selection(probs, labels, scorer, lambda names: 5.0, budget_ms=1.0, max_rounds=3,
+                              objective="log_loss")
     assert result == {"counts": {}, "trace": [], "fastest_ms": 5.0}
+
+
+def _sure_and_hedged():
+    """"sure" is right on 31 of 40 val rows at 0.99 and wrong on the rest at 0.99; "hedged" is right on 30 at 0.6:
+    "sure" has the higher macro-F1, "hedged" the far lower log-loss."""
+    labels = np.array([0, 1] * 20)
+    rows = np.arange(40)
+    sure = np.eye(2)[np.where(rows < 31, labels, 1 - labels)] * 0.98 + 0.01
+    hedged = np.eye(2)[np.where(rows < 30, labels, 1 - labels)] * 0.2 + 0.4
+    return labels, {"sure": sure, "hedged": hedged}
+
+
+@pytest.mark.parametrize("objective,chosen", [("metric", "sure"), ("log_loss", "hedged")])
+def test_greedy_climbs_the_objective_it_is_given(objective, chosen):
+    labels, probs = _sure_and_hedged()
+    scorer = Scorer("multiclass", ["x", "y"], "macro_f1")
+    assert scorer.score(labels, probs["sure"]) > scorer.score(labels, probs["hedged"])
+    assert log_loss(labels, probs["sure"], "multiclass") > log_loss(labels, probs["hedged"], "multiclass")
+    result = greedy_selection(probs, labels, scorer, lambda names: 0.1, budget_ms=1.0, max_rounds=1,
+                              objective=objective)
+    assert result["counts"] == {chosen: 1}
+    step = result["trace"][0]
+    assert step["val_score"] == pytest.approx(scorer.score(labels, probs[chosen]))
+    assert step["val_log_loss"] == pytest.approx(log_loss(labels, probs[chosen], "multiclass"))
+
+
+@pytest.mark.parametrize("objective,metric,resolved", [
+    ("auto", "macro_f1", "log_loss"), ("auto", "class_f1", "log_loss"), ("auto", "mean_roc_auc", "metric"),
+    ("metric", "macro_f1", "metric"), ("log_loss", "mean_roc_auc", "log_loss"),
+])
+def test_greedy_objective_auto_follows_the_kind_of_metric(objective, metric, resolved):
+    assert greedy_objective(objective, metric) == resolved
 
 
 def test_latency_budget_from_ms_or_from_the_teacher():
@@ -178,6 +212,8 @@ def test_latency_budget_from_ms_or_from_the_teacher():
     ({"name": "e", "method": "mean", "budget_ms": 1.0}, "needs method = 'greedy'"),
     ({"name": "e", "budget_ms": 1.0, "budget_teacher_fraction": 0.1}, "not both"),
     ({"name": "e", "members": []}, "members is empty"),
+    ({"name": "e", "method": "weighted", "objective": "log_loss"}, "objective is for method = 'greedy'"),
+    ({"name": "e", "objective": "accuracy"}, "ensembles.0.objective"),
     ({"name": "bad name/"}, "ensembles.0.name"),
     ({"name": "e", "mehtod": "mean"}, "unknown config key 'ensembles.0.mehtod'"),
 ])
@@ -212,6 +248,7 @@ def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multi
     assert [h["status"] for h in headers] == ["built", "built", "built", "empty"]
     assert [m["name"] for m in headers[0]["members"]] == ["tfidf-lr", "keyword"]
     assert headers[2]["budget_basis"] == "budget_ms = 60000.0" and len(headers[2]["trace"]) == 3
+    assert headers[2]["objective"] == "log_loss"  # "auto" on a macro-F1 run
     assert "no student fits the latency budget" in headers[3]["reason"]
     models = load_all(specs, students, tmp_path / "ensembles")
     assert list(models) == ["avg", "fit", "fast"]  # the empty one is not a model...

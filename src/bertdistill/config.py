@@ -192,7 +192,10 @@ class EnsembleConfig(_Section):
     method: "mean" (equal weights), "weighted" (weights minimising val log-loss on the simplex) or "greedy"
     (Caruana et al. 2004: forward selection with replacement on val, every step kept within a latency budget
     measured on this machine). The budget is `budget_ms`, or `budget_teacher_fraction` of the PyTorch teacher's
-    single-text p50 (default 1/100 for greedy).
+    single-text p50 (default 1/100 for greedy). `objective` is what greedy selection climbs on val: "log_loss",
+    "metric" (the run's headline metric), or "auto": log-loss when the metric scores hard decisions (macro-F1,
+    class F1: a step function of the probabilities, so on a val set of a few thousand rows the climb follows
+    noise), the metric when it scores the probabilities themselves (mean ROC-AUC).
     """
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -201,6 +204,7 @@ class EnsembleConfig(_Section):
     budget_ms: float | None = Field(None, gt=0)
     budget_teacher_fraction: float | None = Field(None, gt=0, le=1)
     max_rounds: int = Field(12, ge=1)  # greedy: most selection steps (members with repeats)
+    objective: Literal["auto", "log_loss", "metric"] = "auto"  # greedy: what selection improves on val
 
     @model_validator(mode="after")
     def _budget_fits_method(self) -> "EnsembleConfig":
@@ -208,6 +212,8 @@ class EnsembleConfig(_Section):
             raise ValueError("give budget_ms or budget_teacher_fraction, not both")
         if self.method != "greedy" and (self.budget_ms is not None or self.budget_teacher_fraction is not None):
             raise ValueError(f"a latency budget needs method = 'greedy' (got '{self.method}')")
+        if self.method != "greedy" and self.objective != "auto":
+            raise ValueError(f"objective is for method = 'greedy' (got '{self.method}')")
         if self.members is not None and not self.members:
             raise ValueError("members is empty; leave it out to use every trained student")
         return self
