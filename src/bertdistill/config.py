@@ -194,7 +194,7 @@ class EnsembleConfig(_Section):
     measured on this machine). The budget is `budget_ms`, or `budget_teacher_fraction` of the PyTorch teacher's
     single-text p50 (default 1/100 for greedy). `objective` is what greedy selection climbs on val: "log_loss",
     "metric" (the run's headline metric), or "auto": log-loss when the metric scores hard decisions (macro-F1,
-    class F1: a step function of the probabilities, so on a val set of a few thousand rows the climb follows
+    class F1: a step function of the probabilities, so on a val set of hundreds to thousands of rows the climb follows
     noise), the metric when it scores the probabilities themselves (mean ROC-AUC).
     """
 
