@@ -48,8 +48,9 @@ def held_out_scores(run: Run, p50: dict[str, float], budget: float, splits: int)
     for _ in range(splits):
         order = rng.permutation(len(val.labels))
         chosen, held = order[: len(order) // 2], order[len(order) // 2:]
+        choosing_half = {n: p[chosen] for n, p in probs.items()}
         for objective in OBJECTIVES:
-            counts = greedy_selection({n: p[chosen] for n, p in probs.items()}, val.labels[chosen], run.scorer,
+            counts = greedy_selection(choosing_half, val.labels[chosen], run.scorer,
                                       lambda names: sum(p50[n] for n in names), budget, MAX_ROUNDS,
                                       objective)["counts"]
             mix = average({n: probs[n][held] for n in counts}, counts)

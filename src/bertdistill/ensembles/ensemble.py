@@ -30,7 +30,7 @@ from scipy.optimize import minimize
 from bertdistill.core import files
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
-from bertdistill.evaluation.metrics import Scorer, logits_of, probabilities
+from bertdistill.evaluation.metrics import PROBABILITY_METRICS, Scorer, logits_of, probabilities
 from bertdistill.names import is_multilabel
 from bertdistill.students.base import StackableStudent
 from bertdistill.students.sparse_linear import SparseLinear
@@ -157,9 +157,6 @@ def simplex_weights(member_probs: Mapping[str, np.ndarray], labels: np.ndarray, 
     weights /= weights.sum()
     kept = {name: float(w) for name, w in zip(names, weights) if w >= prune}
     return {name: w / sum(kept.values()) for name, w in kept.items()}
-
-
-PROBABILITY_METRICS = {"mean_roc_auc"}  # headline metrics that score probabilities, not decisions
 
 
 def greedy_objective(objective: str, metric: str) -> str:

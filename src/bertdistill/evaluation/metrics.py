@@ -104,6 +104,7 @@ METRICS = {
     "mean_roc_auc": lambda scorer, labels, probs, thresholds: mean_roc_auc(labels, probs),
     "class_f1": _class_f1,
 }
+PROBABILITY_METRICS = {"mean_roc_auc"}  # those that score the probabilities themselves, not hard decisions
 
 
 def per_label_roc_auc(labels: np.ndarray, probs: np.ndarray) -> list[float]:
