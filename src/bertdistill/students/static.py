@@ -11,8 +11,8 @@ own classifier cannot do). The source is the fine-tuned teacher's encoder by def
 (`students.neural.static_source`), or a pretrained model such as `minilm`.
 
 Inference needs no PyTorch: the tokenizer (the Rust one for a batch; for one text, the same ids from wordpiece.py's
-cached Python path where it applies), then a gather and a sum in numpy, for one text or a batch; tests hold it to
-the PyTorch module's probabilities.
+cached Python path where it applies), then, with the head's first layer folded into the table, a gather, a sum and
+one small product in numpy, for one text or a batch; tests hold it to the PyTorch module's probabilities.
 """
 from __future__ import annotations
 
@@ -96,21 +96,18 @@ class StaticStudent(NeuralStudent):
             module.weights.copy_(torch.from_numpy(weights))
 
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        """Numpy all the way: no PyTorch call, for one text as for many. The head's first layer is linear, so
-        each token's share of its output is precomputed (table row x SIF weight x layer) next to its SIF weight: a
-        text is one gather and one sum of those rows, then the rest of the head (ReLU and the output layer)."""
+        """Numpy all the way, for one text as for many: a gather and a sum of the folded rows (`folded_arrays`),
+        then at most one small matrix product; no PyTorch call."""
         if self.numpy_ is None:
-            scaled, weights, layers = numpy_weights(self.module_)
-            shares = np.column_stack([scaled @ layers[0][0], weights])
-            self.numpy_ = (np.ascontiguousarray(shares, dtype=np.float32), layers)
-        shares, layers = self.numpy_
-        logits = np.empty((len(texts), layers[-1][1].shape[0]), dtype=np.float32)
+            self.numpy_ = folded_arrays(self.module_)
+        shares, output = self.numpy_
+        logits = np.empty((len(texts), shares.shape[1] - 1 if output is None else output.shape[1]), dtype=np.float32)
         for row, ids in enumerate(self.encoder_.encode_each(texts)):
-            total = shares[ids].sum(0)
-            out = total[:-1] / max(total[-1], 1e-9) + layers[0][1]
-            for coef, bias in layers[1:]:
-                out = np.maximum(out, 0) @ coef + bias
-            logits[row] = out
+            total = shares.take(ids, axis=0).sum(0)
+            if output is None:
+                logits[row] = total[:-1] / total[-1]
+            else:
+                logits[row] = np.maximum(total, 0, out=total) @ output / total[-1]
         return logits
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
@@ -127,6 +124,20 @@ def numpy_weights(module: StaticModule) -> tuple[np.ndarray, np.ndarray, list[tu
     linears = [layer for layer in (module.hidden, module.output) if layer is not None]
     return (array(module.table.weight) * weights[:, None], weights,
             [(array(layer.weight.T), array(layer.bias)) for layer in linears])
+
+
+def folded_arrays(module: StaticModule) -> tuple[np.ndarray, np.ndarray | None]:
+    """The module folded so that a text costs one gather, one sum and at most one small product (float32):
+    `shares` (vocab, units + 1), each token's SIF weight times its row through the head's first layer (bias
+    included), then the SIF weight itself; `output` (units + 1, labels), the output layer with its bias as the last
+    row, or None when the head is linear. For a text's ids, with total = shares[ids].sum(0) and s = total[-1] (the
+    sum of its SIF weights, > 0), the module's logits are total[:-1] / s for a linear head, else relu(total) @ output
+    / s: the first layer of the weighted mean is total[:-1] / s, and relu(x / s) = relu(x) / s."""
+    scaled, weights, layers = numpy_weights(module)
+    first, bias = layers[0]
+    shares = np.column_stack([scaled @ first + weights[:, None] * bias, weights])
+    output = np.vstack([layers[1][0], layers[1][1]]) if len(layers) > 1 else None
+    return np.ascontiguousarray(shares, dtype=np.float32), output
 
 
 @torch.inference_mode()
