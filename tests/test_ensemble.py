@@ -233,10 +233,10 @@ def test_check_ensembles_rejects_unknown_members_and_taken_names():
         check_ensembles([EnsembleConfig(name="e"), EnsembleConfig(name="e", method="mean")], include)
 
 
-def _run(dataset, tmp_path, specs):
+def _run(dataset, tmp_path, specs, latency_texts=10):
     return SimpleNamespace(dataset=dataset, scorer=Scorer.for_dataset(dataset, None, None), out=tmp_path,
                            teacher_dir=tmp_path / "no-teacher", config=SimpleNamespace(
-                               ensembles=specs, eval=EvalConfig(latency_texts=10, warmup=2)))
+                               ensembles=specs, eval=EvalConfig(latency_texts=latency_texts, warmup=2)))
 
 
 def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multiclass_dataset, tmp_path):
@@ -249,6 +249,7 @@ def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multi
     assert [m["name"] for m in headers[0]["members"]] == ["tfidf-lr", "keyword"]
     assert headers[2]["budget_basis"] == "budget_ms = 60000.0" and len(headers[2]["trace"]) == 3
     assert headers[2]["objective"] == "log_loss"  # "auto" on a macro-F1 run
+    assert [h["latency_texts"] for h in headers] == [None, None, 10, 10]  # greedy times as many as the evaluation
     assert "no student fits the latency budget" in headers[3]["reason"]
     models = load_all(specs, students, tmp_path / "ensembles")
     assert list(models) == ["avg", "fit", "fast"]  # the empty one is not a model...
@@ -264,8 +265,8 @@ def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multi
     assert (tmp_path / "ensembles" / "avg" / "bertdistill.json").stat().st_mtime_ns != stamp
     assert not list((tmp_path / "ensembles").glob(".*.tmp"))
 
-    # same specs, same students: kept (the empty greedy one is always retried); a member retrained (other val
-    # predictions): chosen again
+    # same specs, same students: kept (the empty greedy one is always retried); the greedy one timed on another
+    # number of texts, or a member retrained (other val predictions): chosen again
     def stamps():
         return {name: (tmp_path / "ensembles" / name / "bertdistill.json").stat().st_mtime_ns
                 for name in ("avg", "fit", "fast")}
@@ -273,6 +274,10 @@ def test_stage_builds_saves_reports_empty_and_rebuilds_on_change(students, multi
     before = stamps()
     train_all(_run(multiclass_dataset, tmp_path, changed), students)
     assert stamps() == before
+    train_all(_run(multiclass_dataset, tmp_path, changed, latency_texts=12), students)  # greedy's timing changes
+    retimed = stamps()
+    assert retimed["fast"] != before["fast"] and (retimed["avg"], retimed["fit"]) == (before["avg"], before["fit"])
+    before = retimed
     train_all(_run(multiclass_dataset, tmp_path, changed), {**students, "tfidf-logit-ridge": students["keyword"]})
     after = stamps()
     assert after["avg"] != before["avg"] and after["fit"] != before["fit"]  # tfidf-logit-ridge is a candidate of both
