@@ -69,12 +69,14 @@ def test_only_bert_style_wordpiece_tokenizers_take_the_python_path():
     assert WordPiece.for_tokenizer(fast, {**SPEC, "normalizer": {**SPEC["normalizer"], "clean_text": False}}) is None
 
 
-def test_the_word_cache_stays_bounded(monkeypatch):
+def test_the_word_cache_starts_with_the_vocabularys_words_and_stays_bounded(monkeypatch):
     monkeypatch.setattr("bertdistill.students.wordpiece.CACHE_WORDS", 5)
     fast, wordpiece = tokenizers(SPEC)
-    text = "one two three four five six seven eight"
+    known = dict(wordpiece.known)
+    assert len(known) > 20_000 and all(wordpiece._pieces(word) == ids for word, ids in known.items())
+    text = " ".join(f"zq{i}xv" for i in range(8))  # words that are not in the vocabulary
     assert wordpiece.ids(text) == fast.encode(text, add_special_tokens=False).ids
-    assert len(wordpiece.words) <= 5
+    assert len(wordpiece.words) <= len(known) + 5 and known.items() <= wordpiece.words.items()
 
 
 @pytest.mark.parametrize("max_length", [3, 12, 128])
