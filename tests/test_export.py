@@ -49,6 +49,7 @@ for i, (name, folder) in enumerate(request["bundles"].items()):
         times.append(time.perf_counter() - start)
     texts = request["texts"]
     results[name] = {"probs": model.predict_proba(texts).tolist(), "labels": model.predict(texts),
+                     "one_by_one": [model.predict_proba([text])[0].tolist() for text in texts],
                      "median_ms": sorted(times)[10] * 1e3}
 imported = sorted({module.split(".")[0] for module in sys.modules} & set(request["banned"]))
 print(json.dumps({"results": results, "imported": imported}))
@@ -123,6 +124,7 @@ def test_bundles_predict_like_the_models_without_bertdistill(request, runs, tmp_
     for name, folder in bundles.items():
         result = report["results"][name]
         np.testing.assert_allclose(result["probs"], expected[name], atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(result["one_by_one"], expected[name], atol=1e-5, err_msg=name)  # wordpiece.py
         assert result["labels"] == expected_labels(expected[name], folder), name
         if files.read_json(folder / "bundle.json")["model"] == "tfidf":
             assert result["median_ms"] < 2.0, (name, result["median_ms"])  # ~0.2 ms on a quiet machine
@@ -154,6 +156,21 @@ def test_bundle_files_are_safe_formats_and_the_card_has_the_numbers(offensive_ru
     members = files.read_json(ensemble / "bundle.json")["members"]
     assert abs(sum(m["weight"] for m in members) - 1) < 1e-9
     assert all((ensemble / m["folder"] / "bundle.json").exists() for m in members)
+
+
+def test_subword_bundles_tokenize_one_text_in_python_as_the_rust_tokenizer_does(offensive_run_dir, tmp_path):
+    from tokenizers import Tokenizer
+
+    bundle = export_bundle(offensive_run_dir, "cnn-kd", tmp_path / "cnn-kd")  # the tiny teacher's BERT tokenizer
+    spec = files.read_json(bundle / "bundle.json")["encoder"]
+    tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    single = bundle_loader._single_text_ids(bundle, tokenizer, spec["max_length"])
+    assert single is not None and (bundle / "wordpiece.py").read_bytes() == export.WORDPIECE.read_bytes()
+    assert all(single(text) == tokenizer.encode(text).ids for text in TEXTS)
+    encode = bundle_loader.encoder(bundle, spec)
+    assert all(np.array_equal(encode([text])[0], ids) for text, ids in zip(TEXTS, encode(TEXTS)))
+    (bundle / "wordpiece.py").unlink()  # without it, the Rust tokenizer alone
+    assert bundle_loader._single_text_ids(bundle, tokenizer, spec["max_length"]) is None
 
 
 def test_bundle_py_prints_json(offensive_run_dir, tmp_path):

