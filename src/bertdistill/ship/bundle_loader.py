@@ -12,13 +12,13 @@ or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per li
   counted exactly as scikit-learn's TfidfVectorizer counts them);
 - "static": the mean of a token table's SIF-weighted rows into a linear layer, or a ReLU layer then a linear one
   (numpy, `tokenizers`);
-- subword students of BERT-style tokenizers also ship `wordpiece.py`, through which one text is tokenized in Python
-  (the same ids as the Rust tokenizer, without its per-call overhead);
 - "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
 - "fasttext": a supervised fastText model's matrices, run in numpy with fastText's own hashing of words, word
   n-grams and character n-grams;
 - "ensemble": a weighted mean of the probabilities of the bundles in `members/`.
-Written by `bertdistill export`; nothing here imports bertdistill, PyTorch or scikit-learn.
+Subword students of a BERT-style tokenizer also ship `wordpiece.py`, through which one text is tokenized in Python
+(the Rust tokenizer's ids, without its per-call overhead). Written by `bertdistill export`; nothing here imports
+bertdistill, PyTorch or scikit-learn.
 """
 from __future__ import annotations
 
