@@ -4,12 +4,14 @@
 
 Every trained student and built ensemble of the run is exported (`bertdistill export`, to a temporary folder).
 Then, each in a fresh interpreter, one text goes through the model and the child reports: the time from its first
-line to the end of the first prediction (cold start = import + load + first prediction), the median of 30 more
-single-text predictions (warm), and its peak resident memory (VmHWM of /proc/self/status: `ru_maxrss` would also
-count the memory of this script, which the child was forked from, since Linux carries it across exec). Once through
-the bundle's own bundle.py (numpy, onnxruntime, tokenizers), once through bertdistill in-process
-(`students.load_student`; an ensemble: `Ensemble.load` with its members loaded that way). The median of --repeats
-runs of each. Interpreter start-up itself is left out of both. Writes benchmarks/results/export-<run>.json and .md.
+line to the end of the first prediction (cold start = import + load + first prediction), the single-text p50 over
+the test texts the evaluation times (`eval.latency_texts` of them, the same draw, after `eval.warmup` of them: warm,
+comparable with the leaderboard's p50; threads pinned to 1 through the environment), and its peak resident memory
+(VmHWM of /proc/self/status: `ru_maxrss` would also count the memory of this script, which the child was forked
+from, since Linux carries it across exec). Once through the bundle's own bundle.py (numpy, onnxruntime, tokenizers),
+once through bertdistill in-process (`students.load_student`; an ensemble: `Ensemble.load` with its members loaded
+that way). The median of --repeats runs of each. Interpreter start-up itself is left out of both. Writes
+benchmarks/results/export-<run>.json and .md.
 """
 from __future__ import annotations
 
@@ -26,31 +28,36 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TEXT = "@user honestly the best news I have heard all week, so happy for you both! #blessed"
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
-# Each child prints one JSON line: seconds to import, load and first prediction, warm median, peak RSS in MiB.
+# Each child prints one JSON line: seconds to import, load and first prediction, warm p50, peak RSS in MiB.
 TIMING = """
 imported = time.perf_counter()
 model = load()
 loaded = time.perf_counter()
 model.predict_proba([TEXT])
 first = time.perf_counter()
+timed = json.loads(open(TIMED, encoding="utf-8").read())
+for text in timed["texts"][:timed["warmup"]]:
+    model.predict_proba([text])
 warm = []
-for _ in range(30):
+for text in timed["texts"]:
     started = time.perf_counter()
-    model.predict_proba([TEXT])
+    model.predict_proba([text])
     warm.append(time.perf_counter() - started)
 try:  # VmHWM: this interpreter's own peak; on Linux ru_maxrss also counts the process it was forked from
     peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
 except OSError:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"import_s": imported - start, "load_s": loaded - imported, "first_prediction_s": first - loaded,
-                  "cold_start_s": first - start, "warm_ms": sorted(warm)[15] * 1e3, "peak_rss_mib": peak_kib / 1024}))
+                  "cold_start_s": first - start, "warm_ms": sorted(warm)[len(warm) // 2] * 1e3,
+                  "peak_rss_mib": peak_kib / 1024}))
 """
 BUNDLE_CHILD = """
 import time
 start = time.perf_counter()
 import importlib.util, json, resource, sys
-folder, TEXT = sys.argv[1], sys.argv[2]
+folder, TEXT, TIMED = sys.argv[1], sys.argv[2], sys.argv[3]
 spec = importlib.util.spec_from_file_location("bundle", folder + "/bundle.py")
 bundle = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bundle)
@@ -62,7 +69,7 @@ start = time.perf_counter()
 import json, resource, sys
 from pathlib import Path
 from bertdistill.students import load_student
-run_dir, name, TEXT = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+run_dir, name, TEXT, TIMED = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 def load():
     if (run_dir / "students" / name / "bertdistill.json").exists():
         return load_student(run_dir / "students" / name)
@@ -74,7 +81,7 @@ def load():
 
 def child(code: str, *args: str) -> dict:
     done = subprocess.run([sys.executable, "-I", "-c", code, *args], capture_output=True, text=True, timeout=300,
-                          cwd=tempfile.gettempdir())
+                          cwd=tempfile.gettempdir(), env={**os.environ, **ONE_THREAD})
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -85,19 +92,25 @@ def median_of(runs: list[dict]) -> dict:
 
 
 def measure(run_dir: Path, repeats: int) -> list[dict]:
+    from bertdistill import pipeline
     from bertdistill.config import config_from_dict
     from bertdistill.core import files
-    from bertdistill.rundir import Run
+    from bertdistill.evaluation.latency import benchmark_texts
     from bertdistill.ship.export import export_bundle, exportable
 
-    names = exportable(Run(config_from_dict(files.read_json(run_dir / "config.json")), run_dir))
+    run = pipeline.Run(config_from_dict(files.read_json(run_dir / "config.json")), run_dir)
+    names = exportable(run)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        timed = Path(tmp) / "timed.json"  # the evaluation's own draw of test texts
+        files.write_json(timed, {"texts": benchmark_texts(run.dataset.test.texts, run.config.eval.latency_texts),
+                                 "warmup": run.config.eval.warmup})
         for name in names["students"] + names["ensembles"]:
             bundle = export_bundle(run_dir, name, Path(tmp) / name)
             kind = files.read_json(bundle / "bundle.json")["model"]
-            bundle_runs = [child(BUNDLE_CHILD, str(bundle), TEXT) for _ in range(repeats)]
-            bertdistill_runs = [child(BERTDISTILL_CHILD, str(run_dir), name, TEXT) for _ in range(repeats)]
+            bundle_runs = [child(BUNDLE_CHILD, str(bundle), TEXT, str(timed)) for _ in range(repeats)]
+            bertdistill_runs = [child(BERTDISTILL_CHILD, str(run_dir), name, TEXT, str(timed))
+                                for _ in range(repeats)]
             rows.append({"model": name, "bundle_kind": kind, "bundle_bytes": files.dir_size(bundle),
                          "bundle": median_of(bundle_runs), "bertdistill": median_of(bertdistill_runs),
                          "runs": {"bundle": bundle_runs, "bertdistill": bertdistill_runs}})
@@ -128,8 +141,8 @@ def markdown(result: dict) -> str:
              f"{env['onnxruntime']}, tokenizers {env['tokenizers']}, numpy {env['numpy']}. Command: "
              f"`{result['command']}`.", "",
              f"Each number is the median of {result['repeats']} fresh interpreters. Cold start = import + load + "
-             "first prediction of one tweet (interpreter start-up left out); warm = median of 30 more single-text "
-             "predictions; peak RSS = the child's VmHWM (its own peak resident memory).", "",
+             "first prediction of one tweet (interpreter start-up left out); warm = single-text p50 over the "
+             "evaluation's test texts at 1 thread; peak RSS = the child's VmHWM (its own peak resident memory).", "",
              "| model | bundle | size MB | cold start, bundle | cold start, bertdistill | peak RSS, bundle | "
              "peak RSS, bertdistill | warm, bundle | warm, bertdistill |", "|---|---|---|---|---|---|---|---|---|"]
     for row in result["models"]:

@@ -190,6 +190,9 @@ def test_softmax_is_stable_and_shift_invariant():
     assert probs[1] == pytest.approx([1 / 3] * 3)
     x = np.random.default_rng(0).normal(size=(4, 5))
     assert softmax(x + 7.0) == pytest.approx(softmax(x))
+    for row in range(2):  # one row (the one-text path) as a row of many
+        assert softmax(logits[row:row + 1]) == pytest.approx(probs[row:row + 1])
+        assert softmax(x[row:row + 1] * 1000, 3.0) == pytest.approx(softmax(x * 1000, 3.0)[row:row + 1])
 
 
 def test_higher_temperature_flattens_distribution():

@@ -260,8 +260,9 @@ def test_fasttext_bundle_hashes_and_scores_as_fasttext_does(tmp_path, task):
                            loss="ova" if task == "multilabel" else "softmax", thread=1).model
     spec = {**write_fasttext(tmp_path, student), "label_names": dataset.label_names, "task": dataset.task}
     texts = TEXTS + ["__label__1 sneaky", "tab\there\x00nul", "日本語のテキスト"] + dataset.test.texts
-    np.testing.assert_allclose(bundle_loader.FastText(tmp_path, spec).predict_proba(texts),
-                               student.predict_proba(texts), atol=1e-6)
+    bundle, expected = bundle_loader.FastText(tmp_path, spec), student.predict_proba(texts)
+    np.testing.assert_allclose(bundle.predict_proba(texts), expected, atol=1e-6)
+    np.testing.assert_allclose(bundle.predict_proba(texts[::-1]), expected[::-1], atol=1e-6)  # from its token cache
 
 
 def test_fasttext_multilabel_learns_from_rows_with_no_label(tmp_path):

@@ -225,6 +225,7 @@ def test_static_student_predicts_in_numpy_exactly_as_its_torch_module(multiclass
         expected = neural_module.predict_ids(student.module_, encoded, torch.device("cpu"))
     np.testing.assert_allclose(student.predict_logits(texts), expected, atol=1e-5)
     np.testing.assert_allclose(student.predict_logits(texts[:1]), expected[:1], atol=1e-5)  # the one-text path
+    assert student.predict_logits([]).shape == (0, 3) and student.predict_logits(texts[:1]).dtype == np.float32
 
 
 def test_static_table_is_the_source_encoders_token_outputs_reduced_by_pca(multiclass_dataset, tiny_bert_dir):

@@ -12,13 +12,13 @@ or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per li
   counted exactly as scikit-learn's TfidfVectorizer counts them);
 - "static": the mean of a token table's SIF-weighted rows into a linear layer, or a ReLU layer then a linear one
   (numpy, `tokenizers`);
-- subword students of BERT-style tokenizers also ship `wordpiece.py`, through which one text is tokenized in Python
-  (the same ids as the Rust tokenizer, without its per-call overhead);
 - "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
 - "fasttext": a supervised fastText model's matrices, run in numpy with fastText's own hashing of words, word
   n-grams and character n-grams;
 - "ensemble": a weighted mean of the probabilities of the bundles in `members/`.
-Written by `bertdistill export`; nothing here imports bertdistill, PyTorch or scikit-learn.
+Subword students of a BERT-style tokenizer also ship `wordpiece.py`, through which one text is tokenized in Python
+(the Rust tokenizer's ids, without its per-call overhead). Written by `bertdistill export`; nothing here imports
+bertdistill, PyTorch or scikit-learn.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT, VERSION = "bertdistill-bundle", 1
+CACHE_TOKENS = 200_000  # fastText tokens whose rows and hash are remembered (then forgotten all at once)
 
 
 def load(folder: str | Path | None = None) -> "Model":
@@ -213,7 +214,7 @@ class FastText(Student):
         self.pattern = re.compile(spec["pattern"])
         self.minn, self.maxn, self.word_ngrams, self.bucket = spec["minn"], spec["maxn"], spec["word_ngrams"], spec[
             "bucket"]
-        self.subwords = {}  # in-vocabulary words' ids with their character n-grams, computed once
+        self.tokens: dict[str, tuple[list[int], int]] = {}  # token -> its input rows and its hash, computed once
 
     def logits(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.n_labels), dtype=np.float32)
@@ -239,12 +240,13 @@ class FastText(Student):
         for token in tokens:
             if token.startswith("__label__"):  # fastText reads such a token as a label, not a word
                 continue
-            wid = self.words.get(token, -1)
-            if wid >= 0:
-                ids += self.word_subwords(token, wid)
-            elif token != "</s>":
-                ids += self.char_ngrams(token)
-            hashes.append(_signed32(_fnv1a(token.encode("utf-8"))))
+            known = self.tokens.get(token)
+            if known is None:
+                if len(self.tokens) >= CACHE_TOKENS:
+                    self.tokens.clear()
+                known = self.tokens[token] = (self.own_rows(token), _signed32(_fnv1a(token.encode("utf-8"))))
+            ids += known[0]
+            hashes.append(known[1])
         for i in range(len(hashes)):  # word n-grams: fastText's 64-bit rolling combination of word hashes
             h = hashes[i] % 2 ** 64
             for j in range(i + 1, min(len(hashes), i + self.word_ngrams)):
@@ -252,12 +254,11 @@ class FastText(Student):
                 ids.append(len(self.words) + h % self.bucket)
         return ids
 
-    def word_subwords(self, word: str, wid: int) -> list[int]:
-        if self.maxn <= 0:
-            return [wid]
-        if word not in self.subwords:
-            self.subwords[word] = [wid] + ([] if word == "</s>" else self.char_ngrams(word))
-        return self.subwords[word]
+    def own_rows(self, token: str) -> list[int]:
+        """A word's row and its character n-grams' (when maxn > 0); out of the vocabulary, only the n-grams'."""
+        wid = self.words.get(token, -1)
+        ngrams = [] if token == "</s>" or self.maxn <= 0 else self.char_ngrams(token)
+        return [wid, *ngrams] if wid >= 0 else ngrams
 
     def char_ngrams(self, word: str) -> list[int]:
         """Bucket ids of the minn..maxn character n-grams of <word> (UTF-8 characters, not bytes)."""

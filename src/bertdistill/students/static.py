@@ -100,15 +100,17 @@ class StaticStudent(NeuralStudent):
         then at most one small matrix product; no PyTorch call."""
         if self.numpy_ is None:
             self.numpy_ = folded_arrays(self.module_)
+        rows = [self._logits(ids) for ids in self.encoder_.encode_each(texts)]
+        if len(rows) == 1:  # one text, a served request: no array to fill
+            return rows[0][None]
+        return np.stack(rows) if rows else np.empty((0, len(self.label_names_)), dtype=np.float32)
+
+    def _logits(self, ids: np.ndarray) -> np.ndarray:
         shares, output = self.numpy_
-        logits = np.empty((len(texts), shares.shape[1] - 1 if output is None else output.shape[1]), dtype=np.float32)
-        for row, ids in enumerate(self.encoder_.encode_each(texts)):
-            total = shares.take(ids, axis=0).sum(0)
-            if output is None:
-                logits[row] = total[:-1] / total[-1]
-            else:
-                logits[row] = np.maximum(total, 0, out=total) @ output / total[-1]
-        return logits
+        total = shares.take(ids, axis=0).sum(0)
+        if output is None:
+            return total[:-1] / total[-1]
+        return np.maximum(total, 0, out=total) @ output / total[-1]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)
