@@ -26,36 +26,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable
-
-PROBE = "Probe, with Ünïcode 😀 and ##pieces: tokenization!"
-
-
-def single_text_ids(fast, max_length: int) -> Callable[[str], list[int]] | None:
-    """text -> the ids `fast.encode(text).ids` gives, for the Rust tokenizer `fast` (a `tokenizers.Tokenizer`
-    truncating at max_length, no padding): WordPiece in Python between its two special tokens. None unless `fast`
-    is a tokenizer WordPiece reproduces, adds exactly two special tokens, and gives a probe text the same ids."""
-    wordpiece = WordPiece.for_tokenizer(fast, json.loads(fast.to_str()))
-    specials = fast.encode("").ids
-    if wordpiece is None or len(specials) != 2 or max_length < 3:
-        return None
-    first, last = specials
-    words = wordpiece.ids
-
-    def ids(text: str) -> list[int]:
-        return [first, *words(text)[:max_length - 2], last]
-
-    return ids if ids(PROBE) == fast.encode(PROBE).ids else None
+from typing import Callable, Sequence
 
 CACHE_WORDS = 200_000  # words remembered; beyond that the cache is cleared (a long-running server stays bounded)
 # characters learnt up front besides the vocabulary's: punctuation, symbols, arrows, variation selectors, emoji
 SYMBOL_RANGES = ((0x2000, 0x2C00), (0xFE00, 0xFE10), (0x1F000, 0x1FB00))
+PROBE = "Probe, with Ünïcode 😀 and ##pieces: tokenization!"  # single_text_ids checks its ids against Rust's
 
 
 class WordPiece:
     """Token ids of a text, as the BERT-style Rust tokenizer `fast` (a `tokenizers.Tokenizer`) gives them."""
 
-    def __init__(self, fast, vocab: dict[str, int], unk: str, prefix: str, max_chars: int, added: list[str] = ()):
+    def __init__(self, fast, vocab: dict[str, int], unk: str, prefix: str, max_chars: int, added: Sequence[str] = ()):
         self.fast, self.normalizer, self.pre_tokenizer = fast, fast.normalizer, fast.pre_tokenizer
         self.vocab, self.unk, self.prefix, self.max_chars = vocab, vocab[unk], prefix, max_chars
         self.table: dict[int, str] = {}  # codepoint -> what it becomes, punctuation padded with spaces
@@ -143,3 +125,20 @@ class WordPiece:
             pieces.append(found)
             start = end
         return pieces
+
+
+def single_text_ids(fast, max_length: int) -> Callable[[str], list[int]] | None:
+    """text -> the ids `fast.encode(text).ids` gives, for the Rust tokenizer `fast` (a `tokenizers.Tokenizer`
+    truncating at max_length, no padding): WordPiece in Python between its two special tokens. None unless `fast`
+    is a tokenizer WordPiece reproduces, adds exactly two special tokens, and gives a probe text the same ids."""
+    wordpiece = WordPiece.for_tokenizer(fast, json.loads(fast.to_str()))
+    specials = fast.encode("").ids
+    if wordpiece is None or len(specials) != 2 or max_length < 3:
+        return None
+    first, last = specials
+    words = wordpiece.ids
+
+    def ids(text: str) -> list[int]:
+        return [first, *words(text)[:max_length - 2], last]
+
+    return ids if ids(PROBE) == fast.encode(PROBE).ids else None
