@@ -31,7 +31,7 @@ from bertdistill.evaluation.metrics import Scorer, probabilities
 from bertdistill.rundir import check_ensembles
 from bertdistill.students import TrainingData
 from bertdistill.students.linear import TfidfLogisticRegression, TfidfLogitRidge
-from bertdistill.students.sparse_linear import SparseAnalyzer
+from bertdistill.students.tfidf_features import SparseAnalyzer
 
 
 class KeywordStudent:

@@ -12,7 +12,8 @@ from bertdistill.config import StudentsConfig, TfidfConfig
 from bertdistill.evaluation.metrics import Scorer, probabilities
 from bertdistill.students import TrainingData, load_student
 from bertdistill.students.linear import TfidfLogitRidge, TfidfSoftLogisticRegression
-from bertdistill.students.sparse_linear import SparseAnalyzer, SparseLinear
+from bertdistill.students.sparse_linear import SparseLinear
+from bertdistill.students.tfidf_features import SparseAnalyzer
 
 TWEETS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "tweeteval" / "offensive"
 AWKWARD = ["", "   ", "\t\n", "a", "I", "x y", "😀", "😀🔥 emoji only 🔥🔥", "Ünïcödé İstanbul ß ﬁ ǅ", "ÀÉÎ õü",

@@ -8,8 +8,8 @@
 or from a shell: `python bundle.py "what a lovely day" ...` (no text: one per line from stdin) prints JSON.
 
 `bundle.json` says what the model is:
-- "tfidf": word and character n-gram TF-IDF into a linear layer, in numpy and `re` only (the n-grams are
-  counted exactly as scikit-learn's TfidfVectorizer counts them);
+- "tfidf": word and character n-gram TF-IDF into a linear layer, in numpy and `re` only (`tfidf_features.py`
+  counts the n-grams exactly as scikit-learn's TfidfVectorizer counts them);
 - "static": the mean of a token table's SIF-weighted rows into a linear layer, or a ReLU layer then a linear one
   (numpy, `tokenizers`);
 - "onnx": a neural network in `model.onnx`, run by ONNX Runtime one text at a time (`tokenizers` for subwords);
@@ -23,10 +23,8 @@ bertdistill, PyTorch or scikit-learn.
 from __future__ import annotations
 
 import json
-import math
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -84,67 +82,31 @@ class Student:
 
 
 class TfidfLinear(Student):
-    """logits = W . [tfidf_1(text), tfidf_2(text), ...] + b: each vectorizer's row l2-normalised on its own."""
+    """logits = W . [tfidf_1(text), tfidf_2(text), ...] + b: each vectorizer's row l2-normalised on its own, by
+    `tfidf_features.py` (shipped beside this file: scikit-learn's features, n-grams looked up as packed integers)."""
 
     def __init__(self, folder: Path, spec: dict):
         super().__init__(spec)
+        features = _shipped_module(folder, "tfidf_features")
         arrays = np.load(folder / "tfidf.npz", allow_pickle=False)
         vectorizers = json.loads((folder / "tfidf.json").read_text(encoding="utf-8"))
-        self.vectorizers = [Vectorizer(v, arrays[f"idf_{i}"]) for i, v in enumerate(vectorizers)]
-        self.offsets = np.cumsum([0] + [len(v.index) for v in self.vectorizers])[:-1]  # first column of each
-        self.weight_rows = arrays["coef"].astype(np.float64).T  # (features, k)
+        self.analyzers = [features.SparseAnalyzer.from_params(v, v["vocabulary"], arrays[f"idf_{i}"])
+                          for i, v in enumerate(vectorizers)]
+        weight_rows = arrays["coef"].astype(np.float64).T  # (features, k)
+        offsets = np.cumsum([0] + [len(a.index) for a in self.analyzers])
+        self.blocks = [weight_rows[start:end] for start, end in zip(offsets[:-1], offsets[1:])]  # per vectorizer
         self.bias = arrays["intercept"].astype(np.float64)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), len(self.bias)), dtype=np.float32)
         for row, text in enumerate(texts):
             total = self.bias.copy()
-            for vectorizer, offset in zip(self.vectorizers, self.offsets):
-                columns, values = vectorizer.features(text)
-                total += values @ self.weight_rows[columns + offset]
+            for analyzer, block in zip(self.analyzers, self.blocks):
+                columns, values = analyzer.features(text)
+                if len(columns):
+                    total += values @ np.take(block, columns, axis=0)
             out[row] = total
         return out
-
-
-class Vectorizer:
-    """A fitted TfidfVectorizer (analyzer "word", "char" or "char_wb"; no stop words, no accent stripping)."""
-
-    def __init__(self, spec: dict, idf: np.ndarray):
-        self.analyzer, (self.min_n, self.max_n) = spec["analyzer"], spec["ngram_range"]
-        self.lowercase, self.sublinear_tf = spec["lowercase"], spec["sublinear_tf"]
-        self.tokens = re.compile(spec["token_pattern"]).findall
-        self.index = {term: column for column, term in enumerate(spec["vocabulary"])}
-        self.idf = idf.astype(np.float64)
-
-    def ngrams(self, text: str) -> list[str]:
-        if self.lowercase:
-            text = text.lower()
-        sizes = range(self.min_n, self.max_n + 1)
-        if self.analyzer == "word":  # token n-grams joined by one space
-            tokens = self.tokens(text)
-            return [" ".join(tokens[i:i + n]) for n in sizes for i in range(len(tokens) - n + 1)]
-        if self.analyzer == "char":  # every window of the text with whitespace runs made one space
-            text = re.sub(r"\s\s+", " ", text)
-            return [text[i:i + n] for n in sizes for i in range(len(text) - n + 1)]
-        grams = []  # char_wb: windows inside each space-padded word; a word shorter than n counts once, whole
-        for word in text.split():
-            padded = f" {word} "
-            for n in sizes:
-                if n >= len(padded):
-                    grams.append(padded)
-                    break
-                grams += [padded[i:i + n] for i in range(len(padded) - n + 1)]
-        return grams
-
-    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Columns of the vocabulary terms in `text` and their tf-idf values, l2-normalised."""
-        counts = Counter(gram for gram in self.ngrams(text) if gram in self.index)
-        columns = np.array([self.index[gram] for gram in counts], dtype=np.int64)
-        tf = np.array(list(counts.values()), dtype=np.float64)
-        if not len(columns):
-            return columns, tf
-        values = (np.log(tf) + 1.0 if self.sublinear_tf else tf) * self.idf[columns]
-        return columns, values / math.sqrt(values @ values)
 
 
 class StaticEmbedding(Student):
@@ -330,15 +292,19 @@ def encoder(folder: Path, spec: dict):
 def _single_text_ids(folder: Path, tokenizer, max_length: int):
     """text -> ids through wordpiece.py (WordPiece in Python, cached per word: a tweet in ~5-10 µs where the Rust
     tokenizer's call costs ~50), for a bundle that ships it; else None."""
-    path = folder / "wordpiece.py"
-    if not path.exists():
+    if not (folder / "wordpiece.py").exists():
         return None
+    return _shipped_module(folder, "wordpiece").single_text_ids(tokenizer, max_length)
+
+
+def _shipped_module(folder: Path, name: str):
+    """The module `name`.py that bertdistill shipped in the bundle folder (standard library and numpy only)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bundle_wordpiece", path)
+    spec = importlib.util.spec_from_file_location(f"bundle_{name}", folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.single_text_ids(tokenizer, max_length)
+    return module
 
 
 PREDICTORS = {"tfidf": TfidfLinear, "static": StaticEmbedding, "onnx": OnnxNetwork, "fasttext": FastText,

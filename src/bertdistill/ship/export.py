@@ -22,7 +22,7 @@ from bertdistill.errors import BertdistillError
 from bertdistill.names import TEACHER_ROWS, is_multilabel
 from bertdistill.rundir import Run
 from bertdistill.ship.card import RunRecords, model_card
-from bertdistill.students import student_class, wordpiece
+from bertdistill.students import student_class, tfidf_features, wordpiece
 from bertdistill.students.fasttext_lib import NO_LABEL, PUNCTUATION, FastTextLibStudent
 from bertdistill.students.linear import TfidfLinear
 from bertdistill.students.neural import NeuralStudent, export_onnx
@@ -32,7 +32,7 @@ from bertdistill.students.tokens import UNK, WORD_PATTERN, SubwordEncoder
 
 BUNDLE_FORMAT, BUNDLE_VERSION = "bertdistill-bundle", 1  # bundle_loader.py checks the same pair
 LOADER = Path(__file__).with_name("bundle_loader.py")
-WORDPIECE = Path(wordpiece.__file__)
+WORDPIECE, TFIDF_FEATURES = Path(wordpiece.__file__), Path(tfidf_features.__file__)  # shipped beside bundle.py
 
 
 def export_bundle(run_dir: Path, name: str, out: Path) -> Path:
@@ -123,6 +123,7 @@ def _tfidf(folder: Path, student: TfidfLinear) -> dict:
     files.write_json(folder / "tfidf.json", [{**spec["params"], "vocabulary": spec["vocabulary"]} for spec in specs])
     idfs = {f"idf_{i}": vectorizer.idf_ for i, vectorizer in enumerate(student.features_.vectorizers)}
     files.write_npz(folder / "tfidf.npz", coef=student.coef_, intercept=student.intercept_, **idfs)
+    shutil.copyfile(TFIDF_FEATURES, folder / "tfidf_features.py")
     return {"model": "tfidf"}
 
 

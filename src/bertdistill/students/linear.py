@@ -28,7 +28,8 @@ from bertdistill.core import files
 from bertdistill.evaluation.metrics import Scorer, probabilities
 from bertdistill.names import is_multilabel
 from bertdistill.students.base import TrainingData, read_header, require, write_header
-from bertdistill.students.sparse_linear import SparseAnalyzer, SparseLinear
+from bertdistill.students.sparse_linear import SparseLinear
+from bertdistill.students.tfidf_features import SparseAnalyzer
 
 
 class TfidfFeatures:
