@@ -92,7 +92,7 @@ class TfidfLinear(Student):
         vectorizers = json.loads((folder / "tfidf.json").read_text(encoding="utf-8"))
         self.analyzers = [features.SparseAnalyzer.from_params(v, v["vocabulary"], arrays[f"idf_{i}"])
                           for i, v in enumerate(vectorizers)]
-        weight_rows = arrays["coef"].astype(np.float64).T  # (features, k)
+        weight_rows = np.ascontiguousarray(arrays["coef"].astype(np.float64).T)  # (features, k), a row a feature
         offsets = np.cumsum([0] + [len(a.index) for a in self.analyzers])
         self.blocks = [weight_rows[start:end] for start, end in zip(offsets[:-1], offsets[1:])]  # per vectorizer
         self.bias = arrays["intercept"].astype(np.float64)
