@@ -111,29 +111,21 @@ class TfidfLinear(Student):
 
 class StaticEmbedding(Student):
     """x = (sum of the tokens' SIF-scaled table rows) / (sum of their SIF weights) . head + bias; with a hidden
-    layer (head1, bias1 present), logits = relu(x) . head1 + bias1, else x.
-
-    Computed as bertdistill computes it, with the first layer folded into the table at load: row i of `shares` is
-    token i's scaled row . head + its SIF weight x bias, then that weight. For a text, total = the sum of its rows
-    and s = total[-1] (> 0): x = total[:-1] / s, and relu(x) . head1 + bias1 = relu(total) . [head1; bias1] / s."""
+    layer (head1, bias1 present), logits = relu(x) . head1 + bias1, else x. Computed by `folded_static.py`
+    (shipped beside this file), as bertdistill computes it: the first layer folded into the table at load."""
 
     def __init__(self, folder: Path, spec: dict):
         super().__init__(spec)
         self.encode = encoder(folder, spec["encoder"])
+        self.folded = _shipped_module(folder, "folded_static")
         arrays = np.load(folder / "static.npz", allow_pickle=False)
-        weights = arrays["sif_weights"]
-        first = arrays["scaled_table"] @ arrays["head"] + weights[:, None] * arrays["bias"]
-        self.shares = np.ascontiguousarray(np.column_stack([first, weights]), dtype=np.float32)
-        self.output = np.vstack([arrays["head1"], arrays["bias1"]]) if "head1" in arrays else None
+        layers = [(arrays[f"head{i}"], arrays[f"bias{i}"]) for i in ("", "1") if f"head{i}" in arrays]
+        self.shares, self.output = self.folded.fold(arrays["scaled_table"], arrays["sif_weights"], layers)
 
     def logits(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.n_labels), dtype=np.float32)
         for row, ids in enumerate(self.encode(texts)):
-            total = self.shares.take(ids, axis=0).sum(0)
-            if self.output is None:
-                out[row] = total[:-1] / total[-1]
-            else:
-                out[row] = np.maximum(total, 0, out=total) @ self.output / total[-1]
+            out[row] = self.folded.logits(self.shares, self.output, ids)
         return out
 
 

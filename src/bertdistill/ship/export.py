@@ -22,7 +22,7 @@ from bertdistill.errors import BertdistillError
 from bertdistill.names import TEACHER_ROWS, is_multilabel
 from bertdistill.rundir import Run
 from bertdistill.ship.card import RunRecords, model_card
-from bertdistill.students import student_class, tfidf_features, wordpiece
+from bertdistill.students import folded_static, student_class, tfidf_features, wordpiece
 from bertdistill.students.fasttext_lib import NO_LABEL, PUNCTUATION, FastTextLibStudent
 from bertdistill.students.linear import TfidfLinear
 from bertdistill.students.neural import NeuralStudent, export_onnx
@@ -32,7 +32,8 @@ from bertdistill.students.tokens import UNK, WORD_PATTERN, SubwordEncoder
 
 BUNDLE_FORMAT, BUNDLE_VERSION = "bertdistill-bundle", 1  # bundle_loader.py checks the same pair
 LOADER = Path(__file__).with_name("bundle_loader.py")
-WORDPIECE, TFIDF_FEATURES = Path(wordpiece.__file__), Path(tfidf_features.__file__)  # shipped beside bundle.py
+# bertdistill's own files that bundles ship beside bundle.py
+WORDPIECE, TFIDF_FEATURES, FOLDED_STATIC = (Path(m.__file__) for m in (wordpiece, tfidf_features, folded_static))
 
 
 def export_bundle(run_dir: Path, name: str, out: Path) -> Path:
@@ -131,6 +132,7 @@ def _static(folder: Path, student: StaticStudent) -> dict:
     scaled_table, sif_weights, layers = numpy_weights(student.module_)
     head = {f"{name}{i or ''}": array for i, layer in enumerate(layers) for name, array in zip(("head", "bias"), layer)}
     files.write_npz(folder / "static.npz", scaled_table=scaled_table, sif_weights=sif_weights, **head)
+    shutil.copyfile(FOLDED_STATIC, folder / "folded_static.py")
     return {"model": "static", "encoder": _encoder(folder, student.encoder_)}
 
 

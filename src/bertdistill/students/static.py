@@ -26,6 +26,7 @@ from torch import nn
 from bertdistill.config import NeuralConfig, StudentsConfig
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import probabilities
+from bertdistill.students import folded_static
 from bertdistill.students.neural import NeuralStudent
 from bertdistill.students.tokens import PAD
 from bertdistill.teacher import backbones, pretrained
@@ -100,17 +101,10 @@ class StaticStudent(NeuralStudent):
         then at most one small matrix product; no PyTorch call."""
         if self.numpy_ is None:
             self.numpy_ = folded_arrays(self.module_)
-        rows = [self._logits(ids) for ids in self.encoder_.encode_each(texts)]
+        rows = [folded_static.logits(*self.numpy_, ids) for ids in self.encoder_.encode_each(texts)]
         if len(rows) == 1:  # one text, a served request: no array to fill
             return rows[0][None]
         return np.stack(rows) if rows else np.empty((0, len(self.label_names_)), dtype=np.float32)
-
-    def _logits(self, ids: np.ndarray) -> np.ndarray:
-        shares, output = self.numpy_
-        total = shares.take(ids, axis=0).sum(0)
-        if output is None:
-            return total[:-1] / total[-1]
-        return np.maximum(total, 0, out=total) @ output / total[-1]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)
@@ -129,17 +123,8 @@ def numpy_weights(module: StaticModule) -> tuple[np.ndarray, np.ndarray, list[tu
 
 
 def folded_arrays(module: StaticModule) -> tuple[np.ndarray, np.ndarray | None]:
-    """The module folded so that a text costs one gather, one sum and at most one small product (float32):
-    `shares` (vocab, units + 1), each token's SIF weight times its row through the head's first layer (bias
-    included), then the SIF weight itself; `output` (units + 1, labels), the output layer with its bias as the last
-    row, or None when the head is linear. For a text's ids, with total = shares[ids].sum(0) and s = total[-1] (the
-    sum of its SIF weights, > 0), the module's logits are total[:-1] / s for a linear head, else relu(total) @ output
-    / s: the first layer of the weighted mean is total[:-1] / s, and relu(x / s) = relu(x) / s."""
-    scaled, weights, layers = numpy_weights(module)
-    first, bias = layers[0]
-    shares = np.column_stack([scaled @ first + weights[:, None] * bias, weights])
-    output = np.vstack([layers[1][0], layers[1][1]]) if len(layers) > 1 else None
-    return np.ascontiguousarray(shares, dtype=np.float32), output
+    """The module's table and head folded for numpy inference (`folded_static.fold`)."""
+    return folded_static.fold(*numpy_weights(module))
 
 
 @torch.inference_mode()
