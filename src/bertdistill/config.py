@@ -164,6 +164,15 @@ class StudentsConfig(_Section):
     # classifier does (a deep averaging network, Iyyer et al. 2015); 0 is linear. 512 was chosen on val (static-kd:
     # emotion 66.22 vs 64.77 linear, Jigsaw 95.44 vs 94.05) for ~6 µs more a tweet (benchmarks/NOTES.md)
     static_hidden: int = Field(512, ge=0)
+    # mini-transformer students: which of the source's layers they copy. "bottom" (0..k-1), "spread" (evenly
+    # spaced, first and last included), or "auto": spread from the teacher, bottom from a pretrained source
+    # (Turc et al.'s well-read student)
+    transformer_layer_choice: Literal["auto", "bottom", "spread"] = "auto"
+    # mini-transformer students: a trained, deeper mini-transformer student with the same tokenizer and width
+    # (its folder) whose hidden states the student's layers also learn, weighted against the usual loss
+    # (students/layer_distillation.py); None: the teacher's logits alone
+    transformer_assistant: str | None = None
+    transformer_assistant_weight: float = Field(1.0, gt=0)
     # fasttext-lib-ftz: keep only the rows (words and hashed n-grams) with the largest norms before quantizing, as
     # fastText's `quantize -cutoff` does (smaller model, quantized in seconds); 0 keeps every row
     fasttext_ftz_cutoff: int = Field(0, ge=0)

@@ -130,7 +130,8 @@ class StaticEmbedding(Student):
 
 
 class OnnxNetwork(Student):
-    """model.onnx takes one unpadded text: input_ids and attention_mask (1, length) -> logits (1, k)."""
+    """model.onnx takes one unpadded text: input_ids (1, length) -> logits (1, k); a graph exported before
+    2026-11-30 also takes an attention_mask (all ones)."""
 
     def __init__(self, folder: Path, spec: dict):
         import onnxruntime
@@ -141,12 +142,15 @@ class OnnxNetwork(Student):
         self.session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
                                                     providers=["CPUExecutionProvider"])
         self.encode = encoder(folder, spec["encoder"])
+        self.masked = "attention_mask" in {graph_input.name for graph_input in self.session.get_inputs()}
 
     def logits(self, texts: list[str]) -> np.ndarray:
         out = np.empty((len(texts), self.n_labels), dtype=np.float32)
         for row, ids in enumerate(self.encode(texts)):
-            ids = ids[None, :]
-            out[row] = self.session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0][0]
+            feed = {"input_ids": ids[None, :]}
+            if self.masked:
+                feed["attention_mask"] = np.ones_like(feed["input_ids"])
+            out[row] = self.session.run(None, feed)[0][0]
         return out
 
 

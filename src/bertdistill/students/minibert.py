@@ -15,22 +15,28 @@ from torch import nn
 
 from bertdistill.config import NeuralConfig, StudentsConfig
 from bertdistill.errors import BertdistillError
+from bertdistill.students import load_student
+from bertdistill.students.base import TrainingData
+from bertdistill.students.layer_distillation import LayerDistillation, check_assistant
 from bertdistill.students.neural import NeuralStudent
 from bertdistill.students.tokens import PAD
 from bertdistill.teacher import backbones, pretrained
 
 
 class MiniTransformerModule(nn.Module):
+    mask_optional = True  # attention_mask=None: no padding, and no mask built (neural.OneText)
+
     def __init__(self, config: dict):
         super().__init__()
         self.model = backbones.build(config)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
         return self.model(input_ids=input_ids, attention_mask=attention_mask).logits
 
 
 class MiniBertStudent(NeuralStudent):
     kind = "minibert"
+    config_fields = (*NeuralStudent.config_fields, "transformer_layer_choice")
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -42,6 +48,8 @@ class MiniBertStudent(NeuralStudent):
         if layers > available:
             raise BertdistillError(f"students.neural.transformer_layers = {layers}, but "
                                    f"{config.neural.transformer_source} ({source}) has {available} layers")
+        if cls.role == "distilled" and config.transformer_assistant is not None:
+            check_assistant(config.transformer_assistant, layers, backbones.width(backbones.read_config(source)))
         super().check(config, task, teacher)
 
     @staticmethod
@@ -58,10 +66,8 @@ class MiniBertStudent(NeuralStudent):
         return (self.config.neural.transformer_learning_rate,)
 
     def architecture(self, table_dim: int, config: NeuralConfig, source: Path) -> dict:
-        total = backbones.depth(backbones.read_config(source))
-        layers = backbones.evenly_spaced(total, config.transformer_layers)
-        if config.transformer_source != "teacher":
-            layers = list(range(config.transformer_layers))  # a well-read student keeps the bottom layers
+        layers = source_layers(config, self.config.transformer_layer_choice,
+                               backbones.depth(backbones.read_config(source)))
         model_config = backbones.student_config(source, len(layers), self.encoder_.vocab_size, PAD,
                                                 len(self.label_names_))
         return {"model_config": model_config, "source_layers": layers}
@@ -81,3 +87,23 @@ class DistilledMiniBertStudent(MiniBertStudent):
     kind = "minibert-kd"
     role = "distilled"
     twin = "minibert"
+    config_fields = (*MiniBertStudent.config_fields, "transformer_assistant", "transformer_assistant_weight")
+
+    def guide(self, data: TrainingData, train_ids: list[np.ndarray], device: torch.device):
+        """With an assistant, the layer-wise loss against it too (students/layer_distillation.py); the hard-label
+        twin never has one."""
+        folder = self.config.transformer_assistant
+        if folder is None:
+            return None
+        return LayerDistillation(load_student(Path(folder)), data.texts, train_ids,
+                                 self.config.neural.transformer_layers, self.config.transformer_assistant_weight,
+                                 device)
+
+
+def source_layers(config: NeuralConfig, choice: str, total: int) -> list[int]:
+    """The indices of the source's layers the student copies, bottom first (StudentsConfig.transformer_layer_choice)."""
+    if choice == "auto":
+        choice = "spread" if config.transformer_source == "teacher" else "bottom"
+    if choice == "bottom":
+        return list(range(config.transformer_layers))
+    return backbones.evenly_spaced(total, config.transformer_layers)

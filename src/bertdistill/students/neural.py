@@ -88,6 +88,11 @@ class NeuralStudent:
     def embedding_table(self, module: nn.Module) -> nn.Embedding:
         return module.embedder.table
 
+    def guide(self, data: TrainingData, train_ids: list[np.ndarray], device: torch.device):
+        """None, or a callable `(module, batch, rows) -> (logits, extra loss)` that replaces the plain forward pass
+        in training (a family that learns more than the teacher's logits, such as another model's layers)."""
+        return None
+
     def learning_rates(self) -> tuple[float, ...]:
         """The learning rates to train with; with more than one, each is trained and the best on val is kept."""
         return (self.config.neural.learning_rate,)
@@ -164,8 +169,7 @@ class NeuralStudent:
     def predict_logits(self, texts: list[str]) -> np.ndarray:
         encoded = self.encoder_.encode(texts)
         if len(encoded) == 1:
-            ids = encoded[0][None, :]
-            return self._onnx_session().run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+            return self._onnx_session().logits(encoded[0])
         self.module_.eval()
         with torch.inference_mode():
             return predict_ids(self.module_, encoded, torch.device("cpu"))
@@ -205,33 +209,63 @@ class NeuralStudent:
         return student
 
 
+class OneText(nn.Module):
+    """The module as its one-text graph computes it: the ids of one unpadded text in, logits out. Such a text needs
+    no attention mask, so a family whose module takes `attention_mask=None` (`mask_optional`) gets none: a
+    mini-transformer then builds no mask, ~40 small graph operators (~45 µs a tweet at 1 thread) fewer."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        mask = None if getattr(self.module, "mask_optional", False) else torch.ones_like(input_ids)
+        return self.module(input_ids, mask)
+
+
 def export_onnx(module: nn.Module, target) -> None:
     """Write the module (eval mode, CPU) to `target` (a path or a binary buffer) as an ONNX graph for a batch of
-    one unpadded text of any length."""
+    one unpadded text of any length: input_ids (1, length) -> logits (1, k)."""
     module = module.cpu().eval()
     ids = torch.ones(1, 8, dtype=torch.long)
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
-        torch.onnx.export(module, (ids, torch.ones_like(ids)), target, input_names=["input_ids", "attention_mask"],
-                          output_names=["logits"], dynamic_axes={"input_ids": {1: "length"},
-                                                                 "attention_mask": {1: "length"}},
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(OneText(module), (ids,), target, input_names=["input_ids"], output_names=["logits"],
+                          dynamic_axes={"input_ids": {1: "length"}}, opset_version=OPSET, dynamo=False)
 
 
-def onnx_session(model):
-    """An ONNX Runtime session for a module (exported in memory) or serialized ONNX bytes.
+class OneTextSession:
+    """An ONNX Runtime session on a one-text graph, at one intra-op thread: for a model this small, a single text
+    gains nothing from more and pays their synchronisation. Logits match PyTorch's to ~1e-6
+    (tests/test_students.py checks every family). Graphs saved before 2026-11-30 also take an attention_mask,
+    all ones for one text: fed when the graph has that input."""
 
-    One intra-op thread: for a model this small, a single text gains nothing from more and pays their
-    synchronisation. Logits match PyTorch's to ~1e-6 (tests/test_students.py checks every family)."""
-    import onnxruntime
+    def __init__(self, model):
+        import onnxruntime
 
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+        self.session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.masked = "attention_mask" in {graph_input.name for graph_input in self.session.get_inputs()}
+
+    def logits(self, ids: np.ndarray) -> np.ndarray:
+        """(1, k) logits of one text's (length,) ids."""
+        return self.session.run(None, one_text_feed(ids, self.masked))[0]
+
+
+def one_text_feed(ids: np.ndarray, masked: bool = False) -> dict[str, np.ndarray]:
+    """A one-text graph's inputs for one text's (length,) ids (`masked`: a graph that also takes attention_mask)."""
+    ids = ids[None, :]
+    return {"input_ids": ids, "attention_mask": np.ones_like(ids)} if masked else {"input_ids": ids}
+
+
+def onnx_session(model) -> OneTextSession:
+    """A session for a module (exported in memory) or serialized ONNX bytes."""
     if isinstance(model, nn.Module):
         buffer = BytesIO()
         export_onnx(model, buffer)
         model = buffer.getvalue()
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
-    return onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    return OneTextSession(model)
 
 
 def predict_ids(module: nn.Module, encoded: list[np.ndarray], device: torch.device,
@@ -257,6 +291,7 @@ class TrainingLoop:
     def run(self, data: TrainingData, train_ids: list[np.ndarray], val_ids: list[np.ndarray],
             val_labels: np.ndarray) -> tuple[list[dict], float]:
         module = self.student.module_.to(self.device)
+        guide = self.student.guide(data, train_ids, self.device)
         steps_per_epoch = -(-len(train_ids) // self.config.batch_size)
         total = steps_per_epoch * self.config.epochs
         optimization = Optimization(module.parameters(), self.learning_rate, self.config.weight_decay,
@@ -278,9 +313,9 @@ class TrainingLoop:
                 progress = ((epoch - 1) * steps_per_epoch + step) / total
                 batch = pad_batch([train_ids[i] for i in rows], PAD, self.device)
                 with optimization.autocast():
-                    logits = module(**batch).float()
-                loss = self.loss(logits, _rows(teacher, rows, self.device), _rows(labels, rows, self.device),
-                                 progress)
+                    logits, extra = (module(**batch).float(), 0.0) if guide is None else guide(module, batch, rows)
+                loss = extra + self.loss(logits, _rows(teacher, rows, self.device), _rows(labels, rows, self.device),
+                                         progress)
                 optimization.step(loss)
                 losses.append(loss.item())
             self._end_epoch(state, epoch, float(np.mean(losses)), module, val_ids, val_labels)

@@ -22,7 +22,7 @@ from bertdistill.config import StudentsConfig
 from bertdistill.core.int8 import calibration_sample, nothing_kept, quantize_int8
 from bertdistill.evaluation.metrics import Scorer, fidelity, probabilities
 from bertdistill.students.base import TrainingData, read_header, write_header
-from bertdistill.students.neural import NeuralStudent, export_onnx, onnx_session
+from bertdistill.students.neural import NeuralStudent, export_onnx, one_text_feed, onnx_session
 from bertdistill.students.tokens import load_encoder
 
 MODEL_FILE = "model.onnx"
@@ -66,7 +66,8 @@ class QuantizedStudent:
             fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
             export_onnx(student.module_, str(fp32))
             for calibrate in (False, True):  # all-int8 first: the fastest, if faithful enough on val
-                kept = quantize_int8(fp32, int8, self._feeds(calibration_sample(data.texts)) if calibrate else None)
+                calibration = [one_text_feed(ids) for ids in self.encoder_.encode(calibration_sample(data.texts))]
+                kept = quantize_int8(fp32, int8, calibration if calibrate else None)
                 if calibrate and kept == nothing_kept():
                     break  # no outlier channels: the same graph again
                 self.model_, kept_fp32 = int8.read_bytes(), kept
@@ -80,13 +81,10 @@ class QuantizedStudent:
                         "kept_fp32": kept_fp32, "val_agreement_with_fp32": agreement}
         return self
 
-    def _feeds(self, texts: list[str]) -> list[dict]:
-        """The graph's inputs, one text at a time as a served request runs."""
-        return [{"input_ids": ids[None, :], "attention_mask": np.ones_like(ids[None, :])}
-                for ids in self.encoder_.encode(texts)]
-
     def predict_logits(self, texts: list[str]) -> np.ndarray:
-        return np.concatenate([self.session_.run(None, feed)[0] for feed in self._feeds(texts)]).astype(np.float32)
+        """One text at a time, as a served request runs."""
+        rows = [self.session_.logits(ids) for ids in self.encoder_.encode(texts)]
+        return np.concatenate(rows).astype(np.float32) if rows else np.empty((0, len(self.label_names_)), np.float32)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return probabilities(self.predict_logits(texts), self.task_)

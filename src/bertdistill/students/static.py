@@ -101,7 +101,7 @@ class StaticStudent(NeuralStudent):
         then at most one small matrix product; no PyTorch call."""
         if self.numpy_ is None:
             self.numpy_ = folded_arrays(self.module_)
-        rows = [folded_static.logits(*self.numpy_, ids) for ids in self.encoder_.encode_each(texts)]
+        rows = [folded_static.logits(*self.numpy_, ids) for ids in self.encoder_.encode(texts)]
         if len(rows) == 1:  # one text, a served request: no array to fill
             return rows[0][None]
         return np.stack(rows) if rows else np.empty((0, len(self.label_names_)), dtype=np.float32)

