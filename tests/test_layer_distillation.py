@@ -19,13 +19,13 @@ QUICK = NeuralConfig(epochs=2, batch_size=8, transformer_learning_rate=1e-3, pat
                      transformer_source="minilm", dropout=0.0, device="cpu")
 
 
-def fit(kind, dataset, folder=None, layers=1, max_length=128, **students):
+def fit(kind, dataset, folder=None, layers=1, max_length=128, checkpoint_dir=None, **students):
     neural = QUICK.model_copy(update={"transformer_layers": layers, "max_length": max_length})
     student = REGISTRY[kind](StudentsConfig(neural=neural, **students))
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(len(dataset.train), dataset.num_labels)).astype(np.float32)
     data = TrainingData(dataset.train.texts, dataset.train.labels, logits, dataset.task, dataset.label_names, MINILM)
-    student.fit(data, dataset.val.texts, dataset.val.labels, Scorer.for_dataset(dataset, None, None))
+    student.fit(data, dataset.val.texts, dataset.val.labels, Scorer.for_dataset(dataset, None, None), checkpoint_dir)
     if folder is not None:
         student.save(folder)
     return student
@@ -128,3 +128,42 @@ def test_an_assistant_of_another_width_is_refused(assistant_dir, tmp_path, tiny_
     config = StudentsConfig(neural=NeuralConfig(transformer_layers=1), transformer_assistant=str(assistant_dir))
     with pytest.raises(BertdistillError, match="its width, 32"):
         REGISTRY["minibert-kd"].check(config, "multiclass", str(tiny_bert_dir))
+
+
+def test_a_student_trains_its_own_assistant_and_resumes_without_training_it_again(multiclass_dataset, tmp_path,
+                                                                                  monkeypatch, capsys):
+    """transformer_assistant = 2: a 2-layer minibert-kd is trained first, then the 1-layer student learns its
+    layers. Interrupted once the assistant is saved, training resumes from it, ends with the same weights as
+    without a break, and leaves no checkpoint behind."""
+    from bertdistill.students.minibert import DistilledMiniBertStudent
+
+    reference = fit("minibert-kd", multiclass_dataset, transformer_assistant=2)
+    assert reference.assistant_ is None and reference.arch_["source_layers"] == [0]
+    real_guide = DistilledMiniBertStudent.guide
+
+    def interrupt(self, *args):
+        if self.assistant_ is not None:  # the student's training, not the assistant's
+            raise KeyboardInterrupt
+        return real_guide(self, *args)
+
+    monkeypatch.setattr(DistilledMiniBertStudent, "guide", interrupt)
+    checkpoints = tmp_path / "checkpoints"
+    with pytest.raises(KeyboardInterrupt):
+        fit("minibert-kd", multiclass_dataset, transformer_assistant=2, checkpoint_dir=checkpoints)
+    assert (checkpoints / "assistant-2" / "bertdistill.json").exists()
+    monkeypatch.setattr(DistilledMiniBertStudent, "guide", real_guide)
+    capsys.readouterr()
+    resumed = fit("minibert-kd", multiclass_dataset, transformer_assistant=2, checkpoint_dir=checkpoints)
+    assert "the 2-layer assistant trained before" in capsys.readouterr().out
+    for name, tensor in reference.module_.state_dict().items():
+        torch.testing.assert_close(resumed.module_.state_dict()[name], tensor, atol=1e-5, rtol=1e-4)
+    assert not checkpoints.exists()
+    unguided = fit("minibert-kd", multiclass_dataset)
+    assert any(not torch.equal(p, unguided.module_.state_dict()[n]) for n, p in reference.module_.state_dict().items())
+
+
+@pytest.mark.parametrize("assistant", [1, 7])
+def test_an_assistant_to_train_must_be_deeper_than_the_student_and_fit_its_source(assistant):
+    config = StudentsConfig(neural=QUICK, transformer_assistant=assistant)
+    with pytest.raises(BertdistillError, match="more layers than the student's 1 and at most 6"):
+        REGISTRY["minibert-kd"].check(config, "multiclass", str(MINILM))

@@ -168,10 +168,11 @@ class StudentsConfig(_Section):
     # spaced, first and last included), or "auto": spread from the teacher, bottom from a pretrained source
     # (Turc et al.'s well-read student)
     transformer_layer_choice: Literal["auto", "bottom", "spread"] = "auto"
-    # mini-transformer students: a trained, deeper mini-transformer student with the same tokenizer and width
-    # (its folder) whose hidden states the student's layers also learn, weighted against the usual loss
-    # (students/layer_distillation.py); None: the teacher's logits alone
-    transformer_assistant: str | None = None
+    # minibert-kd: a deeper mini-transformer whose hidden states the student's layers also learn, weighted against
+    # the usual loss (students/layer_distillation.py). N (an int): a `minibert-kd` of N layers with the same
+    # settings, trained first as part of this student's training; a folder: a trained student with the same
+    # tokenizer and width; None: the teacher's logits alone
+    transformer_assistant: int | str | None = None
     transformer_assistant_weight: float = Field(1.0, gt=0)
     # fasttext-lib-ftz: keep only the rows (words and hashed n-grams) with the largest norms before quantizing, as
     # fastText's `quantize -cutoff` does (smaller model, quantized in seconds); 0 keeps every row

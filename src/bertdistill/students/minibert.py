@@ -7,6 +7,7 @@ whose first layers make a "well-read student" (Turc et al. 2019). Any family the
 """
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ import torch
 from torch import nn
 
 from bertdistill.config import NeuralConfig, StudentsConfig
+from bertdistill.core import files
 from bertdistill.errors import BertdistillError
+from bertdistill.evaluation.metrics import Scorer
 from bertdistill.students import load_student
 from bertdistill.students.base import TrainingData
 from bertdistill.students.layer_distillation import LayerDistillation, check_assistant
@@ -48,8 +51,12 @@ class MiniBertStudent(NeuralStudent):
         if layers > available:
             raise BertdistillError(f"students.neural.transformer_layers = {layers}, but "
                                    f"{config.neural.transformer_source} ({source}) has {available} layers")
-        if cls.role == "distilled" and config.transformer_assistant is not None:
-            check_assistant(config.transformer_assistant, layers, backbones.width(backbones.read_config(source)))
+        assistant = config.transformer_assistant
+        if cls.role == "distilled" and isinstance(assistant, int) and not layers < assistant <= available:
+            raise BertdistillError(f"students.transformer_assistant = {assistant}: an assistant trained here needs "
+                                   f"more layers than the student's {layers} and at most {available}")
+        if cls.role == "distilled" and isinstance(assistant, str):
+            check_assistant(assistant, layers, backbones.width(backbones.read_config(source)))
         super().check(config, task, teacher)
 
     @staticmethod
@@ -89,15 +96,50 @@ class DistilledMiniBertStudent(MiniBertStudent):
     twin = "minibert"
     config_fields = (*MiniBertStudent.config_fields, "transformer_assistant", "transformer_assistant_weight")
 
+    assistant_ = None  # while training: the assistant whose layers the student learns
+
+    def fit(self, data: TrainingData, val_texts: list[str], val_labels: np.ndarray, scorer: Scorer,
+            checkpoint_dir: Path | None = None):
+        """Train (first the assistant, when this student trains its own: resumable, in `checkpoint_dir`)."""
+        assistant = self.config.transformer_assistant
+        trains_its_own = isinstance(assistant, int) and checkpoint_dir is not None
+        if isinstance(assistant, int):
+            self.assistant_ = self._train_assistant(assistant, data, val_texts, val_labels, scorer, checkpoint_dir)
+        elif assistant is not None:
+            self.assistant_ = load_student(Path(assistant))
+        own_checkpoints = checkpoint_dir / "student" if trains_its_own else checkpoint_dir
+        super().fit(data, val_texts, val_labels, scorer, own_checkpoints)
+        self.assistant_ = None
+        if trains_its_own:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        return self
+
+    def _train_assistant(self, layers: int, data: TrainingData, val_texts: list[str], val_labels: np.ndarray,
+                         scorer: Scorer, checkpoint_dir: Path | None) -> "DistilledMiniBertStudent":
+        """A `minibert-kd` of `layers` layers with this student's settings; kept in `checkpoint_dir` once trained,
+        so that an interrupted student resumes without training it again."""
+        folder = None if checkpoint_dir is None else checkpoint_dir / f"assistant-{layers}"
+        if folder is not None and (folder / "bertdistill.json").exists():
+            print(f"{self.kind}: the {layers}-layer assistant trained before ({folder})")
+            return load_student(folder)
+        neural = self.config.neural.model_copy(update={"transformer_layers": layers})
+        assistant = DistilledMiniBertStudent(self.config.model_copy(update={"neural": neural,
+                                                                            "transformer_assistant": None}))
+        assistant.kind = f"{self.kind} (its {layers}-layer assistant)"  # progress bars and checkpoints say so
+        assistant.fit(data, val_texts, val_labels, scorer,
+                      None if checkpoint_dir is None else checkpoint_dir / f"assistant-{layers}.checkpoint")
+        assistant.kind = DistilledMiniBertStudent.kind
+        if folder is not None:
+            files.publish_dir(folder, assistant.save)
+        return assistant
+
     def guide(self, data: TrainingData, train_ids: list[np.ndarray], device: torch.device):
         """With an assistant, the layer-wise loss against it too (students/layer_distillation.py); the hard-label
         twin never has one."""
-        folder = self.config.transformer_assistant
-        if folder is None:
+        if self.assistant_ is None:
             return None
-        return LayerDistillation(load_student(Path(folder)), data.texts, train_ids,
-                                 self.config.neural.transformer_layers, self.config.transformer_assistant_weight,
-                                 device)
+        return LayerDistillation(self.assistant_, data.texts, train_ids, self.config.neural.transformer_layers,
+                                 self.config.transformer_assistant_weight, device)
 
 
 def source_layers(config: NeuralConfig, choice: str, total: int) -> list[int]:
