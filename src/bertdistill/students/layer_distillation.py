@@ -22,9 +22,9 @@ from bertdistill.students.tokens import PAD
 from bertdistill.teacher import backbones
 
 
-def check_assistant(folder: str | Path, layers: int, width: int) -> dict:
-    """The assistant's header, after checking that it is a mini-transformer student deeper than `layers` and
-    `width` wide (its tokenizer is checked when the texts are encoded)."""
+def check_assistant(folder: str | Path, layers: int, width: int) -> None:
+    """Raise unless the folder holds a mini-transformer student deeper than `layers` and `width` wide (its
+    tokenizer is checked when the texts are encoded)."""
     header = read_header(Path(folder))
     if not header["kind"].startswith("minibert") or header["kind"].endswith("-int8"):
         raise BertdistillError(f"students.transformer_assistant = {folder}: a '{header['kind']}' student; the "
@@ -34,7 +34,6 @@ def check_assistant(folder: str | Path, layers: int, width: int) -> dict:
     if depth <= layers or size != width:
         raise BertdistillError(f"students.transformer_assistant = {folder}: {depth} layers x {size}; the assistant "
                                f"needs more layers than the student's {layers} and its width, {width}")
-    return header
 
 
 def layer_map(student_layers: int, assistant_layers: int) -> list[int]:
