@@ -65,8 +65,8 @@ class QuantizedStudent:
         with tempfile.TemporaryDirectory() as tmp:
             fp32, int8 = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
             export_onnx(student.module_, str(fp32))
+            calibration = [one_text_feed(ids) for ids in self.encoder_.encode(calibration_sample(data.texts))]
             for calibrate in (False, True):  # all-int8 first: the fastest, if faithful enough on val
-                calibration = [one_text_feed(ids) for ids in self.encoder_.encode(calibration_sample(data.texts))]
                 kept = quantize_int8(fp32, int8, calibration if calibrate else None)
                 if calibrate and kept == nothing_kept():
                     break  # no outlier channels: the same graph again
