@@ -168,6 +168,15 @@ def test_apply_overrides_on_raw_dict():
     assert raw == {"data": {"path": "p", "seed": 5}, "teacher": {"reuse": "/models/t"}}
 
 
+def test_override_into_an_optional_section_saved_as_null():
+    """A run's config.json holds `"loss": null` when no loss was set; `--set students.neural.loss.kind=mse` on it
+    (variants, `bertdistill students` without a config) sets that section instead of failing."""
+    raw = {"students": {"neural": {"loss": None}}}
+    apply_overrides(raw, ["students.neural.loss.kind=mse"])
+    assert raw == {"students": {"neural": {"loss": {"kind": "mse"}}}}
+    assert config_from_dict({"name": "x", "data": {"path": "p"}, **raw}, "test").students.neural.loss.kind == "mse"
+
+
 @pytest.mark.parametrize("override", ["teacher.epochs", "=3", "  =x"])
 def test_malformed_override(toml, override):
     message = error(toml(), [override])

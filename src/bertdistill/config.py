@@ -348,7 +348,9 @@ def _apply_override(raw: dict[str, Any], override: str) -> None:
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:
-        node = node.setdefault(part, {})
+        if node.get(part) is None:  # absent, or an optional section saved as null (students.neural.loss)
+            node[part] = {}
+        node = node[part]
         if not isinstance(node, dict):
             raise BertdistillError(f"override '{override}': '{part}' is not a section")
     node[parts[-1]] = _parse_value(value.strip())
