@@ -102,15 +102,16 @@ class DistilledMiniBertStudent(MiniBertStudent):
             checkpoint_dir: Path | None = None):
         """Train (first the assistant, when this student trains its own: resumable, in `checkpoint_dir`)."""
         assistant = self.config.transformer_assistant
-        trains_its_own = isinstance(assistant, int) and checkpoint_dir is not None
+        # an assistant trained here shares the checkpoint folder: the student's own checkpoints go one level down
+        shared_folder = isinstance(assistant, int) and checkpoint_dir is not None
         if isinstance(assistant, int):
             self.assistant_ = self._train_assistant(assistant, data, val_texts, val_labels, scorer, checkpoint_dir)
         elif assistant is not None:
             self.assistant_ = load_student(Path(assistant))
-        own_checkpoints = checkpoint_dir / "student" if trains_its_own else checkpoint_dir
-        super().fit(data, val_texts, val_labels, scorer, own_checkpoints)
+        own = checkpoint_dir / "student" if shared_folder else checkpoint_dir
+        super().fit(data, val_texts, val_labels, scorer, own)
         self.assistant_ = None
-        if trains_its_own:
+        if shared_folder:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         return self
 
