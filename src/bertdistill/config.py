@@ -171,7 +171,8 @@ class StudentsConfig(_Section):
     # minibert-kd: a deeper mini-transformer whose hidden states the student's layers also learn, weighted against
     # the usual loss (students/layer_distillation.py). N (an int): a `minibert-kd` of N layers with the same
     # settings, trained first as part of this student's training; a folder: a trained student with the same
-    # tokenizer and width; None: the teacher's logits alone
+    # tokenizer and width; a pretrained encoder (an alias such as "minilm", or a model folder): its every layer as
+    # it is, at no training cost; None: the teacher's logits alone
     transformer_assistant: int | str | None = None
     transformer_assistant_weight: float = Field(1.0, gt=0)
     # fasttext-lib-ftz: keep only the rows (words and hashed n-grams) with the largest norms before quantizing, as

@@ -1,11 +1,13 @@
 """Layer-wise distillation from an assistant: a shallow mini-transformer learns a deeper one's hidden states.
 
-The assistant is a trained mini-transformer student with the same tokenizer and width and more layers (say a
-6-layer `minibert-kd` distilled from the base teacher; Mirzadeh et al. 2020's "teacher assistant"). Besides its
-usual loss on the teacher's logits, the student's embedding output and each of its k layers are pulled towards
-the assistant's embedding output and its layers round(i * N / k), i = 1..k (TinyBERT's uniform mapping, Jiao et
-al. 2020), by the mean squared error over real tokens. A big teacher with another tokenizer (MPNet's) cannot
-guide layers token by token; an assistant that shares the student's tokens can.
+The assistant is a deeper encoder with the same tokenizer and width: a trained mini-transformer student (say a
+6-layer `minibert-kd` distilled from the base teacher; Mirzadeh et al. 2020's "teacher assistant"), or the
+pretrained encoder the student's layers come from, untrained (all-MiniLM-L6-v2's six layers for a student built
+on its bottom two: TinyBERT's general distillation, Jiao et al. 2020, at no training cost). Besides its usual loss
+on the teacher's logits, the student's embedding output and each of its k layers are pulled towards the
+assistant's embedding output and its layers round(i * N / k), i = 1..k (TinyBERT's uniform mapping), by the mean
+squared error over real tokens. A big teacher with another tokenizer (MPNet's) cannot guide layers token by
+token; an assistant that shares the student's tokens can.
 """
 from __future__ import annotations
 
@@ -19,20 +21,30 @@ from bertdistill.core.batching import pad_batch
 from bertdistill.errors import BertdistillError
 from bertdistill.students.base import read_header
 from bertdistill.students.tokens import PAD
-from bertdistill.teacher import backbones
+from bertdistill.teacher import backbones, pretrained
 
 
-def check_assistant(folder: str | Path, layers: int, width: int) -> None:
-    """Raise unless the folder holds a mini-transformer student deeper than `layers` and `width` wide (its
-    tokenizer is checked when the texts are encoded)."""
-    header = read_header(Path(folder))
-    if not header["kind"].startswith("minibert") or header["kind"].endswith("-int8"):
-        raise BertdistillError(f"students.transformer_assistant = {folder}: a '{header['kind']}' student; the "
-                               "assistant must be a trained 'minibert' or 'minibert-kd' student")
-    config = header["arch"]["model_config"]
+def is_student(setting: str) -> bool:
+    """Whether `students.transformer_assistant` names a trained student's folder (else a pretrained encoder)."""
+    return (Path(setting) / "bertdistill.json").exists()
+
+
+def check_assistant(setting: str, layers: int, width: int) -> None:
+    """Raise unless `setting` is a trained mini-transformer student or a pretrained encoder of a supported family,
+    deeper than `layers` and `width` wide (its tokenizer is checked when the texts are encoded)."""
+    if is_student(setting):
+        header = read_header(Path(setting))
+        if not header["kind"].startswith("minibert") or header["kind"].endswith("-int8"):
+            raise BertdistillError(f"students.transformer_assistant = {setting}: a '{header['kind']}' student; the "
+                                   "assistant must be a trained 'minibert' or 'minibert-kd' student or a pretrained "
+                                   "encoder")
+        config = header["arch"]["model_config"]
+    else:
+        config = backbones.read_config(pretrained.resolve(setting))
+        backbones.family(config.get("model_type"), f"students.transformer_assistant = {setting}")
     depth, size = backbones.depth(config), backbones.width(config)
     if depth <= layers or size != width:
-        raise BertdistillError(f"students.transformer_assistant = {folder}: {depth} layers x {size}; the assistant "
+        raise BertdistillError(f"students.transformer_assistant = {setting}: {depth} layers x {size}; the assistant "
                                f"needs more layers than the student's {layers} and its width, {width}")
 
 

@@ -248,7 +248,8 @@ class TfidfSoftLogisticRegression(TfidfLinear):
         if params["alpha"] < 1:  # (n, k) mixed targets: alpha * teacher + (1 - alpha) * gold where there is gold
             gold = require(data, "labels", self.kind)
             labelled = gold >= 0 if not is_multilabel(data.task) else (gold >= 0).all(axis=1)
-            gold = np.eye(soft.shape[1])[np.maximum(gold, 0)] if not is_multilabel(data.task) else gold.astype(soft.dtype)
+            gold = (np.eye(soft.shape[1])[np.maximum(gold, 0)] if not is_multilabel(data.task)
+                    else gold.astype(soft.dtype))
             mixed = params["alpha"] * soft + (1 - params["alpha"]) * gold
             soft = np.where(labelled[:, None], mixed, soft)
         seed = self.config.seed

@@ -20,7 +20,7 @@ from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer
 from bertdistill.students import load_student
 from bertdistill.students.base import TrainingData
-from bertdistill.students.layer_distillation import LayerDistillation, check_assistant
+from bertdistill.students.layer_distillation import LayerDistillation, check_assistant, is_student
 from bertdistill.students.neural import NeuralStudent
 from bertdistill.students.tokens import PAD
 from bertdistill.teacher import backbones, pretrained
@@ -106,8 +106,10 @@ class DistilledMiniBertStudent(MiniBertStudent):
         shared_folder = isinstance(assistant, int) and checkpoint_dir is not None
         if isinstance(assistant, int):
             self.assistant_ = self._train_assistant(assistant, data, val_texts, val_labels, scorer, checkpoint_dir)
-        elif assistant is not None:
+        elif assistant is not None and is_student(assistant):
             self.assistant_ = load_student(Path(assistant))
+        elif assistant is not None:
+            self.assistant_ = self.pretrained_assistant(assistant, data)
         own = checkpoint_dir / "student" if shared_folder else checkpoint_dir
         super().fit(data, val_texts, val_labels, scorer, own)
         self.assistant_ = None
@@ -132,6 +134,16 @@ class DistilledMiniBertStudent(MiniBertStudent):
         assistant.kind = DistilledMiniBertStudent.kind
         if folder is not None:
             files.publish_dir(folder, assistant.save)
+        return assistant
+
+    def pretrained_assistant(self, source: str, data: TrainingData) -> MiniBertStudent:
+        """Every layer of a pretrained encoder (an alias such as `minilm`, or a model folder) as it is, untrained:
+        an assistant that costs no training, whose general-purpose hidden states the student keeps close to."""
+        depth = backbones.depth(backbones.read_config(pretrained.resolve(source)))
+        neural = self.config.neural.model_copy(update={"transformer_source": source, "transformer_layers": depth})
+        assistant = MiniBertStudent(self.config.model_copy(update={"neural": neural,
+                                                                    "transformer_layer_choice": "bottom"}))
+        assistant.prepare(data)
         return assistant
 
     def guide(self, data: TrainingData, train_ids: list[np.ndarray], device: torch.device):

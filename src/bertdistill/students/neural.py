@@ -121,6 +121,20 @@ class NeuralStudent:
         if loss.needs_labels:
             require(data, "labels", self.kind)
         torch.manual_seed(self.config.seed)
+        train_ids = self.prepare(data)
+        if config.freeze_embeddings:
+            self.embedding_table(self.module_).weight.requires_grad_(False)
+        rate, tried = self._train_each_rate(loss, scorer, checkpoint_dir, data, train_ids,
+                                            self.encoder_.encode(val_texts), val_labels)
+        self.params_ = {"loss": loss.config.model_dump(), "learning_rate": rate,
+                        **({"val_by_learning_rate": tried} if len(tried) > 1 else {}),
+                        "epochs_trained": len(self.history_), "seed": self.config.seed, **self.arch_}
+        return self
+
+    def prepare(self, data: TrainingData) -> list[np.ndarray]:
+        """The tokenizer fitted to the training texts and the module built and initialised from its source, before
+        any training; returns the training texts' ids."""
+        config = self.config.neural
         self.task_, self.label_names_ = data.task, list(data.label_names)
         source = None
         if config.tokenizer == "word":
@@ -136,14 +150,7 @@ class NeuralStudent:
         train_ids = self.encoder_.encode(data.texts)
         if config.tokenizer == "teacher":
             self.initialise(self.module_, source, self.encoder_.kept, train_ids)
-        if config.freeze_embeddings:
-            self.embedding_table(self.module_).weight.requires_grad_(False)
-        rate, tried = self._train_each_rate(loss, scorer, checkpoint_dir, data, train_ids,
-                                            self.encoder_.encode(val_texts), val_labels)
-        self.params_ = {"loss": loss.config.model_dump(), "learning_rate": rate,
-                        **({"val_by_learning_rate": tried} if len(tried) > 1 else {}),
-                        "epochs_trained": len(self.history_), "seed": self.config.seed, **self.arch_}
-        return self
+        return train_ids
 
     def _train_each_rate(self, loss: DistillationLoss, scorer: Scorer, checkpoint_dir: Path | None,
                          data: TrainingData, train_ids: list[np.ndarray], val_ids: list[np.ndarray],
