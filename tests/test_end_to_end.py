@@ -9,7 +9,8 @@ import pytest
 from bertdistill.cli import main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-QUICK = ["--set", 'teacher.backbone="minilm"', "--set", "data.max_train=240", "--set", "data.max_eval=120", "--set", "teacher.epochs=1",
+QUICK = ["--set", 'teacher.backbone="minilm"', "--set", "data.max_train=240", "--set", "data.max_eval=120",
+         "--set", "teacher.epochs=1",
          "--set", "teacher.max_length=64", "--set", "eval.latency_texts=15", "--set", "eval.warmup=3",
          "--set", "eval.throughput_texts=30", "--set", "students.trials=2", "--data-dir", str(DATA),
          "--set", 'students.include=["tfidf-lr", "tfidf-soft-lr", "tfidf-logit-ridge", "bilstm", "bilstm-kd"]',
@@ -26,7 +27,8 @@ def _leaderboard(out: Path) -> list[dict]:
     entries = json.loads((out / "leaderboard.json").read_text())
     names = [e["name"] for e in entries]
     roles = {e["name"]: e["role"] for e in entries}
-    assert names[:3] == TEACHER_ROWS and set(STUDENTS) <= {n for n, r in roles.items() if r in ("baseline", "distilled")}
+    assert names[:3] == TEACHER_ROWS
+    assert set(STUDENTS) <= {n for n, r in roles.items() if r in ("baseline", "distilled")}
     # the val-weighted ensemble always exists; the greedy one only if a student fits 1/100 of the teacher's p50
     ensembles = [n for n in names if roles[n] == "ensemble"]
     assert "ensemble-weighted" in ensembles and set(ensembles) <= {"ensemble-greedy", "ensemble-weighted"}

@@ -1,7 +1,8 @@
 """Every supported teacher family end to end: a tiny random model of each (built from its config class, with a
 small BPE tokenizer that has the family's special tokens) is fine-tuned, labels, teaches the students that depend
 on its family (its labels, its tokenizer, its layers in the mini-transformer and its int8 export), is exported to
-ONNX (fp32 and int8 rows), evaluated, and serves one request. An architecture the adapters do not know fails when the run is prepared."""
+ONNX (fp32 and int8 rows), evaluated, and serves one request. An architecture the adapters do not know fails when
+the run is prepared."""
 from __future__ import annotations
 
 import json

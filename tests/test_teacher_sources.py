@@ -141,14 +141,16 @@ def test_unmatched_label_names_are_refused_before_anything_is_written(tiny_bert_
 
 def test_label_map_names_the_classes_a_classifier_calls_otherwise(tiny_bert_dir, data_dir, tmp_path):
     folder = brought_classifier(tmp_path / "clf", tiny_bert_dir, {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"})
-    out = adopt(tmp_path, data_dir, folder, 'teacher.label_map={food = "LABEL_2", sports = "LABEL_0", tech = "LABEL_1"}')
+    out = adopt(tmp_path, data_dir, folder,
+                'teacher.label_map={food = "LABEL_2", sports = "LABEL_0", tech = "LABEL_1"}')
     assert Teacher(out / "teacher" / "model", "cpu").columns == [2, 0, 1]
 
 
 # --- int8 labeling of the transfer set -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("requested, threshold, used", [("onnx-int8", 0.0, "onnx-int8"), ("onnx-int8", 1.01, "onnx"),
-                                                        ("torch-bf16", 0.0, "torch-bf16"), ("torch-bf16", 1.01, "torch")])
+@pytest.mark.parametrize("requested, threshold, used", [
+    ("onnx-int8", 0.0, "onnx-int8"), ("onnx-int8", 1.01, "onnx"), ("torch-bf16", 0.0, "torch-bf16"),
+    ("torch-bf16", 1.01, "torch")])
 def test_reduced_precision_labels_the_transfer_set_only_when_it_agrees_on_val(tiny_bert_dir, data_dir, tmp_path,
                                                                               monkeypatch, capsys, requested,
                                                                               threshold, used):

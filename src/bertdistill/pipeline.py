@@ -212,8 +212,8 @@ def train_students(run: Run) -> list[str]:
         seconds = _fit(run, name, student, data)
         def save(staging: Path) -> None:
             student.save(staging)
-            files.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds,
-                                                      "rows": len(data.texts), "torch_threads": torch.get_num_threads()})
+            files.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds, "rows": len(data.texts),
+                                                      "torch_threads": torch.get_num_threads()})
 
         files.publish_dir(folder, save)
         print(f"student {name}: val {run.scorer.metric} = {student.val_score_:.4f} with {student.params_}")

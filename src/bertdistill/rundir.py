@@ -70,7 +70,8 @@ def check(config: RunConfig, out: Path) -> Run:
     dataset = run.dataset
     for name in config.data.metric_classes or []:
         if name not in dataset.label_names:
-            raise BertdistillError(f"data.metric_classes: no class '{name}' (classes: {', '.join(dataset.label_names)})")
+            raise BertdistillError(f"data.metric_classes: no class '{name}' "
+                                   f"(classes: {', '.join(dataset.label_names)})")
     for name in config.students.include:
         if name not in NAMES:
             raise BertdistillError(f"unknown student '{name}' (known: {', '.join(NAMES)})")

@@ -34,7 +34,8 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int, device) -> dict:
     import torch
 
     input_ids, attention_mask = pad_ids(sequences, pad_id)
-    return {"input_ids": torch.from_numpy(input_ids).to(device), "attention_mask": torch.from_numpy(attention_mask).to(device)}
+    return {"input_ids": torch.from_numpy(input_ids).to(device),
+            "attention_mask": torch.from_numpy(attention_mask).to(device)}
 
 
 def predict_in_length_order(encoded: Sequence[Sequence[int]], batch_size: int,

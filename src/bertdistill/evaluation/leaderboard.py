@@ -98,7 +98,8 @@ def model_size(run: Run, name: str, model) -> int:
     if name in TEACHER_ROWS:
         return files.dir_size(model.folder)
     if model.role == "ensemble":
-        return files.dir_size(run.out / "ensembles" / name) + sum(files.dir_size(run.student_dir(m)) for m in model.members)
+        members = sum(files.dir_size(run.student_dir(m)) for m in model.members)
+        return files.dir_size(run.out / "ensembles" / name) + members
     return files.dir_size(run.student_dir(name))
 
 

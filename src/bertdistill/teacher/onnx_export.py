@@ -124,7 +124,8 @@ def _quantize(fp32: Path, staging: Path, calibration_texts: Sequence[str]) -> No
     meta = files.read_json(fp32 / "bertdistill.json")
     _write_meta(staging, meta, "int8", meta["n_params"],
                 {**meta["export"], "kept_fp32": kept,
-                 "calibration_texts": len(calibration_sample(calibration_texts)), "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel, outlier input "
+                 "calibration_texts": len(calibration_sample(calibration_texts)),
+                 "quantization": "onnxruntime dynamic, MatMul and Attention weights int8 per channel, outlier input "
                                  "channels fp32"})
 
 
