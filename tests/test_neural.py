@@ -87,6 +87,21 @@ def test_minibert_copies_evenly_spaced_teacher_layers(multiclass_dataset):
     torch.testing.assert_close(copied, next(iter(teacher.values())), atol=1e-6, rtol=0)
 
 
+def test_transformer_epochs_bound_the_mini_transformers_alone(multiclass_dataset, tiny_bert_dir):
+    """students.transformer_epochs: a mini-transformer trains that many epochs, a CNN keeps neural.epochs; only the
+    mini-transformers' training key reads it, so changing it retrains no other family."""
+    config = StudentsConfig(neural=QUICK.model_copy(update={"patience": 9}), transformer_epochs=1)
+    data = data_for(multiclass_dataset, MINILM)
+    scorer = Scorer.for_dataset(multiclass_dataset, None, None)
+    mini = REGISTRY["minibert-kd"](config).fit(data, multiclass_dataset.val.texts, multiclass_dataset.val.labels,
+                                               scorer)
+    cnn = REGISTRY["cnn-kd"](config).fit(data_for(multiclass_dataset, tiny_bert_dir), multiclass_dataset.val.texts,
+                                         multiclass_dataset.val.labels, scorer)
+    assert len(mini.history_) == 1 and len(cnn.history_) == QUICK.epochs
+    assert "transformer_epochs" in REGISTRY["minibert-kd"].config_fields
+    assert "transformer_epochs" not in REGISTRY["cnn-kd"].config_fields
+
+
 def test_interrupted_training_resumes_to_the_same_weights(multiclass_dataset, tiny_bert_dir, tmp_path,
                                                           monkeypatch, capsys):
     reference = fit("bilstm-kd", multiclass_dataset, tiny_bert_dir)

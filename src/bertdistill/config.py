@@ -168,6 +168,9 @@ class StudentsConfig(_Section):
     # spaced, first and last included), or "auto": spread from the teacher, bottom from a pretrained source
     # (Turc et al.'s well-read student)
     transformer_layer_choice: Literal["auto", "bottom", "spread"] = "auto"
+    # mini-transformer students (and an assistant they train): the most epochs, when it differs from the other
+    # neural students' `neural.epochs` (a pretrained encoder needs fewer passes than a CNN learning from scratch)
+    transformer_epochs: int | None = Field(None, ge=1)
     # minibert-kd: a deeper mini-transformer whose hidden states the student's layers also learn, weighted against
     # the usual loss (students/layer_distillation.py). N (an int): a `minibert-kd` of N layers with the same
     # settings, trained first as part of this student's training; a folder: a trained student with the same

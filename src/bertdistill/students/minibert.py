@@ -39,7 +39,7 @@ class MiniTransformerModule(nn.Module):
 
 class MiniBertStudent(NeuralStudent):
     kind = "minibert"
-    config_fields = (*NeuralStudent.config_fields, "transformer_layer_choice")
+    config_fields = (*NeuralStudent.config_fields, "transformer_layer_choice", "transformer_epochs")
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -71,6 +71,9 @@ class MiniBertStudent(NeuralStudent):
 
     def learning_rates(self) -> tuple[float, ...]:
         return (self.config.neural.transformer_learning_rate,)
+
+    def epochs(self) -> int:
+        return self.config.transformer_epochs or self.config.neural.epochs
 
     def architecture(self, table_dim: int, config: NeuralConfig, source: Path) -> dict:
         layers = source_layers(config, self.config.transformer_layer_choice,

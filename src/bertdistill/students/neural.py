@@ -97,6 +97,10 @@ class NeuralStudent:
         """The learning rates to train with; with more than one, each is trained and the best on val is kept."""
         return (self.config.neural.learning_rate,)
 
+    def epochs(self) -> int:
+        """The most epochs to train for (early stopping may end training sooner)."""
+        return self.config.neural.epochs
+
     # -- the protocol ----------------------------------------------------------------------------------------
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -291,7 +295,7 @@ class TrainingLoop:
     def __init__(self, student: NeuralStudent, loss: DistillationLoss, scorer: Scorer, folder: Path | None,
                  learning_rate: float):
         self.student, self.loss, self.scorer, self.folder = student, loss, scorer, folder
-        self.learning_rate = learning_rate
+        self.learning_rate, self.epochs = learning_rate, student.epochs()
         self.config = student.config.neural
         self.device = choose_device(self.config.device)
 
@@ -300,7 +304,7 @@ class TrainingLoop:
         module = self.student.module_.to(self.device)
         guide = self.student.guide(data, train_ids, self.device)
         steps_per_epoch = -(-len(train_ids) // self.config.batch_size)
-        total = steps_per_epoch * self.config.epochs
+        total = steps_per_epoch * self.epochs
         optimization = Optimization(module.parameters(), self.learning_rate, self.config.weight_decay,
                                     self.config.warmup_ratio, total, self.config.max_grad_norm, self.device,
                                     uses_bf16(self.config.precision, self.device))
@@ -308,7 +312,7 @@ class TrainingLoop:
         labels = None if data.labels is None else torch.as_tensor(data.labels)
         teacher = None if data.teacher_logits is None else torch.as_tensor(data.teacher_logits, dtype=torch.float32)
         lengths = np.array([len(ids) for ids in train_ids])
-        while not state["stopped"] and state["epoch"] < self.config.epochs:
+        while not state["stopped"] and state["epoch"] < self.epochs:
             epoch = state["epoch"] + 1
             torch.manual_seed(self.student.config.seed + epoch)  # dropout, reproducible across a resume
             module.train()
@@ -350,7 +354,8 @@ class TrainingLoop:
 
     def _signature(self) -> dict:
         return {"kind": self.student.kind, "arch": self.student.arch_, "config": self.config.model_dump(mode="json"),
-                "seed": self.student.config.seed, "learning_rate": self.learning_rate}
+                "seed": self.student.config.seed, "learning_rate": self.learning_rate,
+                "epochs": self.epochs}
 
     def _checkpoint(self, state: dict, module, optimization: Optimization) -> None:
         if self.folder is None:
