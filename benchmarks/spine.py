@@ -4,6 +4,7 @@
     python benchmarks/spine.py --evaluate-only tweeteval-hate   # re-measure a finished run, no training
     python benchmarks/spine.py --seeds-only tweeteval-hate --seeds 14 15   # only add student seed replicates
     python benchmarks/spine.py --report-only          # only rewrite BENCHMARKS.md from runs/bench/*
+    python benchmarks/spine.py --report-only tweeteval-hate   # ... and only hate's results page
 
 Each dataset runs `bertdistill run NAME --out runs/bench/NAME` (resumable: a finished teacher, soft labels and
 students are reused; ensembles, evaluation and report are redone, so every number of a section is measured in one
@@ -250,10 +251,13 @@ def _static_vs_fasttext(by_name: dict[str, dict], metric: str) -> str:
             f"{static['latency_ms']['p50']:.4f} vs {fasttext['latency_ms']['p50']:.4f} ms")
 
 
-def write_benchmarks() -> None:
-    """benchmarks/results/<name>.md and .json for every run here, then BENCHMARKS.md from every results/*.json."""
+def write_benchmarks(names: list[str]) -> None:
+    """benchmarks/results/<name>.md and .json for the named runs (every run here when none is named), then
+    BENCHMARKS.md from every results/*.json. A run not named keeps its committed page even when runs/bench holds a
+    newer, uncommitted evaluation of it (say, one measured on a slower machine)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    for out in sorted(p.parent for p in BENCH.glob("*/leaderboard.json")):
+    runs = [BENCH / name for name in names] if names else [p.parent for p in BENCH.glob("*/leaderboard.json")]
+    for out in sorted(out for out in runs if (out / "leaderboard.json").exists()):
         files.write_text(RESULTS / f"{out.name}.md", section(out) + "\n")
         files.write_json(RESULTS / f"{out.name}.json", record(out))
     records = [record_ for record_ in map(files.read_json, sorted(RESULTS.glob("*.json")))
@@ -291,12 +295,13 @@ def main() -> int:
                         help="no training: rebuild ensembles, re-evaluate and report runs/bench/NAME as configured")
     parser.add_argument("--seeds-only", action="store_true",
                         help="only train the --seeds replicates of a finished run (its leaderboard is kept)")
-    parser.add_argument("--report-only", action="store_true", help="only rewrite BENCHMARKS.md")
+    parser.add_argument("--report-only", action="store_true",
+                        help="only rewrite the named datasets' pages (all when none is named) and BENCHMARKS.md")
     args = parser.parse_args()
     if not args.report_only:
         for name in args.configs:
             run_dataset(name, args.seeds, args.fresh, args.evaluate_only, args.seeds_only)
-    write_benchmarks()
+    write_benchmarks(args.configs)
     return 0
 
 
