@@ -87,6 +87,32 @@ def test_minibert_copies_evenly_spaced_teacher_layers(multiclass_dataset):
     torch.testing.assert_close(copied, next(iter(teacher.values())), atol=1e-6, rtol=0)
 
 
+def test_full_minibert_is_the_whole_source_encoder_whatever_the_depth_settings(multiclass_dataset, tiny_bert_dir):
+    """minibert-full(-kd): every layer of transformer_source, each copied in place; transformer_layers, the layer
+    choice and an assistant (which a 6-layer minibert-kd could not have) do not apply, so they are no error."""
+    config = StudentsConfig(neural=QUICK.model_copy(update={"transformer_source": "minilm", "transformer_layers": 9}),
+                            transformer_layer_choice="spread", transformer_assistant="minilm")
+    for kind in ("minibert-full", "minibert-full-kd", "minibert-full-kd-int8"):
+        REGISTRY[kind].check(config, "multiclass", str(tiny_bert_dir))
+    with pytest.raises(BertdistillError, match="transformer_layers = 9"):
+        REGISTRY["minibert-kd"].check(config, "multiclass", str(tiny_bert_dir))
+    student = REGISTRY["minibert-full-kd"](config)
+    student.prepare(data_for(multiclass_dataset, tiny_bert_dir))
+    assert student.arch_["source_layers"] == list(range(6))
+    layers = student.module_.model.bert.encoder.layer
+    for index in (0, 5):
+        source = checkpoint_tensors(MINILM, f"encoder.layer.{index}.output.dense.weight")
+        torch.testing.assert_close(layers[index].output.dense.weight.detach(), next(iter(source.values())))
+    assert REGISTRY["minibert-full-kd"].twin == "minibert-full"
+    assert "transformer_assistant" not in REGISTRY["minibert-full-kd"].config_fields
+
+
+def test_full_minibert_source_must_be_a_supported_model():
+    config = StudentsConfig(neural=NeuralConfig(transformer_source="no-such-model-folder"))
+    with pytest.raises(BertdistillError, match="no-such-model-folder"):
+        REGISTRY["minibert-full-kd"].check(config, "multiclass", str(MINILM))
+
+
 def test_transformer_epochs_bound_the_mini_transformers_alone(multiclass_dataset, tiny_bert_dir):
     """students.transformer_epochs: a mini-transformer trains that many epochs, a CNN keeps neural.epochs; only the
     mini-transformers' training key reads it, so changing it retrains no other family."""

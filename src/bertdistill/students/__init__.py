@@ -24,6 +24,8 @@ FAMILIES: dict[str, str] = {  # name -> "module:Class" under bertdistill.student
     "bilstm-kd": "bilstm:DistilledBiLSTMStudent",
     "minibert": "minibert:MiniBertStudent",
     "minibert-kd": "minibert:DistilledMiniBertStudent",
+    "minibert-full": "minibert:FullMiniBertStudent",
+    "minibert-full-kd": "minibert:DistilledFullMiniBertStudent",
     "static": "static:StaticStudent",
     "static-kd": "static:DistilledStaticStudent",
     "fasttext-lib": "fasttext_lib:FastTextLibStudent",
@@ -32,7 +34,8 @@ FAMILIES: dict[str, str] = {  # name -> "module:Class" under bertdistill.student
 }
 # these neural families are also registered as `<name>-int8`: their ONNX Runtime export with int8 weights
 # (students/quantized.py); the static ones are not (no matrix products to quantize but the head)
-QUANTIZABLE = ("fasttext", "fasttext-kd", "cnn", "cnn-kd", "bilstm", "bilstm-kd", "minibert", "minibert-kd")
+QUANTIZABLE = ("fasttext", "fasttext-kd", "cnn", "cnn-kd", "bilstm", "bilstm-kd", "minibert", "minibert-kd",
+               "minibert-full", "minibert-full-kd")
 INT8 = "-int8"
 NAMES: tuple[str, ...] = (*FAMILIES, *(name + INT8 for name in QUANTIZABLE))
 
