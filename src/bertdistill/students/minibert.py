@@ -169,8 +169,8 @@ class DistilledMiniBertStudent(MiniBertStudent):
 
 class FullMiniBertStudent(MiniBertStudent):
     """The whole source encoder, every layer (all six of all-MiniLM-L6-v2's): a well-read student at full depth
-    (Turc et al. 2019), for when a few milliseconds per text are affordable (about 1/30 of a base teacher's time in
-    int8). The closest a student gets to the teacher; `minibert` and `minibert-kd` trade some of that for 1/100.
+    (Turc et al. 2019), for when a few milliseconds per text are affordable (1/20 to 1/40 of a base teacher's time
+    in int8). The closest a student gets to the teacher; `minibert` and `minibert-kd` trade some of that for 1/100.
     `transformer_layers`, `transformer_layer_choice` and the assistant do not apply (nothing deeper to learn from);
     `transformer_epochs` does. The hard-label twin is the source fine-tuned on gold labels alone."""
     kind = "minibert-full"
