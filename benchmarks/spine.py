@@ -3,7 +3,7 @@
     python benchmarks/spine.py tweeteval-offensive tweeteval-emotion tweeteval-hate jigsaw-toxic --seeds 14 15
     python benchmarks/spine.py --evaluate-only tweeteval-hate   # re-measure a finished run, no training
     python benchmarks/spine.py --seeds-only tweeteval-hate --seeds 14 15   # only add student seed replicates
-    python benchmarks/spine.py --report-only          # only rewrite BENCHMARKS.md from runs/bench/*
+    python benchmarks/spine.py --report-only          # only rewrite every run's page and BENCHMARKS.md
     python benchmarks/spine.py --report-only tweeteval-hate   # ... and only hate's results page
 
 Each dataset runs `bertdistill run NAME --out runs/bench/NAME` (resumable: a finished teacher, soft labels and
