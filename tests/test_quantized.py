@@ -123,7 +123,7 @@ def test_a_run_quantizes_its_trained_student_instead_of_training_again(tmp_path,
     monkeypatch.setattr(NeuralStudent, "fit", lambda self, *a, **k: fits.append(self.kind) or original(self, *a, **k))
     run = in_memory_run(tmp_path, multiclass_dataset, tiny_bert_dir,
                         StudentsConfig(include=["cnn-kd-int8", "cnn-kd"], neural=NEURAL), monkeypatch)
-    monkeypatch.setattr(pipeline, "training_key", lambda run, texts, fields: "same-key")
+    monkeypatch.setattr(pipeline, "training_settings", lambda run, texts, fields: {"the same": "settings"})
     pipeline.train_students(run)
     assert fits == ["cnn-kd"]
     source, int8 = (pipeline.trained_with(run.student_dir(name)) for name in ("cnn-kd", "cnn-kd-int8"))

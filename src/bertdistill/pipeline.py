@@ -7,8 +7,8 @@ Layout of a run directory:
   teacher/model/         the chosen teacher; teacher/checkpoints/epoch-N/ one per epoch
   soft_labels/<key>/     teacher logits keyed by (teacher, backend, texts), in chunks with a manifest
   soft_labels/transfer-<key>.json   the transfer set: train texts + augmented + unlabelled (when configured)
-  students/<name>/       one folder per student; trained_with.json keys what it learned from (the [students]
-                         settings its family reads, teacher, transfer set): a changed key retrains it
+  students/<name>/       one folder per student; trained_with.json records what it learned from (the [students]
+                         settings its family reads, teacher, transfer set): a change retrains it
   ensembles/<name>/      one JSON per ensemble: members and weights (the members stay in students/)
   teacher/onnx-fp32/, teacher/onnx-int8/   the teacher exported for ONNX Runtime (written by evaluate)
   leaderboard.json       one entry per model, evaluated on the test split; diagnostics.json, test_probs.npz
@@ -17,6 +17,7 @@ Everything is validated (config, data, backbone, student names) before the direc
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -202,22 +203,30 @@ def train_students(run: Run) -> list[str]:
         folder = run.student_dir(name)
         student = student_class(name)(run.config.students)
         data = gold if student.role == "baseline" else distilled
-        key = training_key(run, data.texts, student.config_fields)
+        settings = training_settings(run, data.texts, student.config_fields)
+        key = settings_key(settings)
         if (folder / "bertdistill.json").exists():
-            if trained_with(folder).get("key") == key:
+            record = trained_with(folder)
+            changed = changes_since_training(record, settings, setting_defaults(run, student.config_fields))
+            if not changed:
+                if record.get("key") != key:  # settings added since, at their defaults: the same student
+                    files.write_json(folder / TRAINED_WITH, {**record, "key": key, "settings": settings})
                 print(f"student {name}: already trained ({folder})")
                 continue
-            print(f"student {name}: its [students] settings, teacher or training texts changed since it was trained; "
-                  "training it again")
+            what = ("its [students] settings, teacher or texts" if changed is UNKNOWN_CHANGE
+                    else ", ".join({"teacher": "the teacher", "texts": "the training texts"}.get(c, c) for c in changed))
+            print(f"student {name}: {what} changed since it was trained; training it again")
         seconds = _fit(run, name, student, data)
-        def save(staging: Path) -> None:
-            student.save(staging)
-            files.write_json(staging / TRAINED_WITH, {"key": key, "train_seconds": seconds, "rows": len(data.texts),
-                                                      "torch_threads": torch.get_num_threads()})
-
-        files.publish_dir(folder, save)
+        record = {"key": key, "settings": settings, "train_seconds": seconds, "rows": len(data.texts),
+                  "torch_threads": torch.get_num_threads()}
+        files.publish_dir(folder, functools.partial(_save_student, student, record))
         print(f"student {name}: val {run.scorer.metric} = {student.val_score_:.4f} with {student.params_}")
     return list(run.config.students.include)
+
+
+def _save_student(student, record: dict, staging: Path) -> None:
+    student.save(staging)
+    files.write_json(staging / TRAINED_WITH, record)
 
 
 def _fit(run: Run, name: str, student, data: TrainingData) -> float:
@@ -245,17 +254,61 @@ def _with_unlabelled(labels: np.ndarray, rows: int) -> np.ndarray:
 TRAINED_WITH = "trained_with.json"
 
 
-def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
+UNKNOWN_CHANGE = ["?"]  # a record from before trained_with.json kept the settings: only its key says it differs
+
+
+def training_settings(run: Run, texts: list[str], fields: tuple[str, ...]) -> dict:
     """What a student learned from: the [students] `fields` it reads (so tuning the neural students leaves the
     TF-IDF ones trained, and the reverse), the teacher, its texts."""
-    settings = {"students": run.config.students.model_dump(mode="json", include=set(fields)),
-                "teacher": soft_labels.teacher_key(run.teacher_dir, labeling_backend(run)),
-                "texts": soft_labels.texts_fingerprint(texts)}
+    return {"students": run.config.students.model_dump(mode="json", include=set(fields)),
+            "teacher": soft_labels.teacher_key(run.teacher_dir, labeling_backend(run)),
+            "texts": soft_labels.texts_fingerprint(texts)}
+
+
+def settings_key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
+def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
+    return settings_key(training_settings(run, texts, fields))
+
+
+def setting_defaults(run: Run, fields: tuple[str, ...]) -> dict:
+    """The defaults of the [students] `fields`, shaped like `training_settings`."""
+    return {"students": type(run.config.students)().model_dump(mode="json", include=set(fields))}
+
+
+def changes_since_training(record: dict, settings: dict, defaults: dict) -> list[str]:
+    """The settings (dotted names) that differ between a saved student's trained_with.json `record` and `settings`
+    now; [] when none do. A setting the record lacks that is at its default now was added to bertdistill after the
+    student was trained and does not count (so upgrading keeps trained students). UNKNOWN_CHANGE when the record
+    keeps no settings and its key differs."""
+    if record.get("key") == settings_key(settings):
+        return []
+    if not isinstance(record.get("settings"), dict):
+        return UNKNOWN_CHANGE
+    return _differences(settings, record["settings"], defaults, "")
+
+
+_ABSENT = object()
+
+
+def _differences(now, then, default, path: str) -> list[str]:
+    if not (isinstance(now, dict) and isinstance(then, dict)):
+        return [] if now == then else [path]
+    default = default if isinstance(default, dict) else {}
+    changed = []
+    for name in sorted(set(now) | set(then)):
+        if name not in then and name in default and now[name] == default[name]:
+            continue
+        changed += _differences(now.get(name, _ABSENT), then.get(name, _ABSENT), default.get(name),
+                                f"{path}.{name}" if path else name)
+    return changed
+
+
 def trained_with(folder: Path) -> dict:
-    """What a saved student records of its training (key, train_seconds, rows, torch_threads); {} if unknown."""
+    """What a saved student records of its training (key, settings, train_seconds, rows, torch_threads); {} if
+    unknown."""
     try:
         record = files.read_json(folder / TRAINED_WITH)
     except (OSError, ValueError):
