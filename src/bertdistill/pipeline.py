@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from bertdistill import transfer
-from bertdistill.config import RunConfig
+from bertdistill.config import RunConfig, StudentsConfig
 from bertdistill.core import files
 from bertdistill.core.processes import Shard
 from bertdistill.data import locate_root
@@ -207,7 +207,7 @@ def train_students(run: Run) -> list[str]:
         key = settings_key(settings)
         if (folder / "bertdistill.json").exists():
             record = trained_with(folder)
-            changed = changes_since_training(record, settings, setting_defaults(run, student.config_fields))
+            changed = changes_since_training(record, settings, setting_defaults(student.config_fields))
             if not changed:
                 if record.get("key") != key:  # settings added since, at their defaults: the same student
                     files.write_json(folder / TRAINED_WITH, {**record, "key": key, "settings": settings})
@@ -273,9 +273,9 @@ def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
     return settings_key(training_settings(run, texts, fields))
 
 
-def setting_defaults(run: Run, fields: tuple[str, ...]) -> dict:
+def setting_defaults(fields: tuple[str, ...]) -> dict:
     """The defaults of the [students] `fields`, shaped like `training_settings`."""
-    return {"students": type(run.config.students)().model_dump(mode="json", include=set(fields))}
+    return {"students": StudentsConfig().model_dump(mode="json", include=set(fields))}
 
 
 def changes_since_training(record: dict, settings: dict, defaults: dict) -> list[str]:
