@@ -20,8 +20,8 @@ QUICK = NeuralConfig(epochs=2, batch_size=8, transformer_learning_rate=1e-3, pat
                      transformer_source="minilm", dropout=0.0, device="cpu")
 
 
-def fit(kind, dataset, folder=None, layers=1, max_length=128, checkpoint_dir=None, **students):
-    neural = QUICK.model_copy(update={"transformer_layers": layers, "max_length": max_length})
+def fit(kind, dataset, folder=None, layers=1, max_length=128, checkpoint_dir=None, precision="auto", **students):
+    neural = QUICK.model_copy(update={"transformer_layers": layers, "max_length": max_length, "precision": precision})
     student = REGISTRY[kind](StudentsConfig(neural=neural, **students))
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(len(dataset.train), dataset.num_labels)).astype(np.float32)
@@ -109,6 +109,24 @@ def test_a_pretrained_encoder_assists_as_it_is_untrained(multiclass_dataset):
         mine = assistant.module_.model(torch.as_tensor(assistant.encoder_.encode(texts[:1])[0])[None],
                                        output_hidden_states=True).hidden_states[-1]
         torch.testing.assert_close(mine, reference(ids).last_hidden_state, atol=1e-4, rtol=1e-4)
+
+
+def test_the_pretrained_assistant_guides_a_multilabel_student_under_bf16(multilabel_dataset):
+    """Jigsaw's recipe: soft BCE on per-label logits plus MiniLM's untrained layers, bf16 autocast. The guided
+    student still ends nearer MiniLM's top layer, and answers one independent probability per label."""
+    guided = fit("minibert-kd", multilabel_dataset, precision="bf16", transformer_assistant="minilm",
+                 transformer_assistant_weight=10.0)
+    alone = fit("minibert-kd", multilabel_dataset, precision="bf16")
+    data = TrainingData(multilabel_dataset.train.texts, None, None, multilabel_dataset.task,
+                        multilabel_dataset.label_names, MINILM)
+    assistant = guided.pretrained_assistant("minilm", data)
+    assistant.module_.eval()
+    texts = multilabel_dataset.val.texts
+    assert hidden_gap(guided, assistant, texts) < 0.7 * hidden_gap(alone, assistant, texts)
+    probabilities = guided.predict_proba(texts)
+    assert probabilities.shape == (len(texts), multilabel_dataset.num_labels)
+    assert ((probabilities >= 0) & (probabilities <= 1)).all()
+    assert not np.allclose(probabilities.sum(axis=1), 1.0)
 
 
 def test_an_assistant_that_tokenizes_otherwise_fails_before_training(multiclass_dataset, tmp_path):
