@@ -129,6 +129,35 @@ def test_the_pretrained_assistant_guides_a_multilabel_student_under_bf16(multila
     assert not np.allclose(probabilities.sum(axis=1), 1.0)
 
 
+def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, monkeypatch):
+    """transformer_head_learning_rate: AdamW gets the encoder at the training rate and the fresh classification
+    head, alone, at its own; without it, one group."""
+    from bertdistill.students import neural
+
+    given = []
+
+    class Recorded(neural.Optimization):
+        def __init__(self, parameters, *args):
+            given.append(list(parameters))
+            super().__init__(given[-1], *args)
+
+    monkeypatch.setattr(neural, "Optimization", Recorded)
+    neural_config = QUICK.model_copy(update={"transformer_head_learning_rate": 1e-2})
+    student = REGISTRY["minibert-kd"](StudentsConfig(neural=neural_config))
+    logits = np.zeros((len(multilabel_dataset.train), multilabel_dataset.num_labels), dtype=np.float32)
+    data = TrainingData(multilabel_dataset.train.texts, multilabel_dataset.train.labels, logits,
+                        multilabel_dataset.task, multilabel_dataset.label_names, MINILM)
+    student.fit(data, multilabel_dataset.val.texts, multilabel_dataset.val.labels,
+                Scorer.for_dataset(multilabel_dataset, None, None), None)
+    encoder, head = given[-1]
+    names = {id(p): name for name, p in student.module_.model.named_parameters()}
+    assert {names[id(p)] for p in head["params"]} == {"classifier.weight", "classifier.bias"}
+    assert head["lr"] == 1e-2 and "lr" not in encoder
+    assert len(encoder["params"]) + len(head["params"]) == len(names)
+    fit("minibert-kd", multilabel_dataset)
+    assert len(given[-1]) == 1
+
+
 def test_an_assistant_that_tokenizes_otherwise_fails_before_training(multiclass_dataset, tmp_path):
     short = tmp_path / "short"
     fit("minibert-kd", multiclass_dataset, short, layers=2, max_length=6)

@@ -16,6 +16,7 @@ from transformers import (
 
 from bertdistill.config import TeacherConfig
 from bertdistill.core.checkpoint import load_optimizer, save_optimizer
+from bertdistill.core.training import parameter_groups
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer
 from bertdistill.teacher import model as teacher_module
@@ -444,12 +445,12 @@ def test_head_tail_truncation_keeps_both_ends_and_the_special_tokens(tiny_bert_d
 
 def test_head_learning_rate_applies_to_the_new_head_alone(tiny_bert_dir, multiclass_dataset, tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir, num_labels=3)
-    encoder, head = teacher_module.parameter_groups(model, 1e-2)
+    encoder, head = parameter_groups(model, 1e-2)
     names = {id(p): name for name, p in model.named_parameters()}
     assert {names[id(p)] for p in head["params"]} == {"classifier.weight", "classifier.bias"}
     assert len(encoder["params"]) + len(head["params"]) == len(names)
     assert "lr" not in encoder and head["lr"] == 1e-2
-    assert len(teacher_module.parameter_groups(model, None)) == 1
+    assert len(parameter_groups(model, None)) == 1
 
     fine_tune(multiclass_dataset, teacher_config(tiny_bert_dir, epochs=1, head_learning_rate=1e-2),
               ScriptedScorer([0.5]), tmp_path)

@@ -137,6 +137,9 @@ class NeuralConfig(_Section):
     static_width: int = Field(256, ge=2)  # static students: PCA width of the distilled token table
     static_source: str = "teacher"  # static students: the encoder whose outputs make the table
     transformer_learning_rate: float = Field(5e-5, gt=0)
+    # mini-transformer students: the classification head's own rate (None: transformer_learning_rate). A fresh head
+    # at an encoder's rate hardly moves, and rare labels suffer (as the teacher's `head_learning_rate`)
+    transformer_head_learning_rate: float | None = Field(None, gt=0)
     fasttext_learning_rate: float = Field(1e-2, gt=0)  # bag-of-embeddings models want a larger step
     loss: LossConfig | None = None  # distilled variants; None: KL (multiclass) or soft BCE (multilabel)
     device: Literal["auto", "cpu", "cuda"] = "auto"

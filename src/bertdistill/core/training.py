@@ -49,6 +49,19 @@ class Optimization:
         load_optimizer(self.optimizer, self.scheduler, folder)
 
 
+def parameter_groups(model, head_learning_rate: float | None) -> list[dict]:
+    """A Hugging Face model's pretrained encoder parameters and its classification head's (those outside the
+    encoder, i.e. not under the model's `base_model_prefix`); the head gets `head_learning_rate` where one is set.
+    A fresh head trained at an encoder's small rate hardly moves, and the encoder bends to it instead: rare labels
+    suffer most (Jigsaw's threat and identity_hate, benchmarks/NOTES.md)."""
+    prefix = model.base_model_prefix + "."
+    encoder = [p for name, p in model.named_parameters() if name.startswith(prefix)]
+    head = [p for name, p in model.named_parameters() if not name.startswith(prefix)]
+    if head_learning_rate is None:
+        return [{"params": encoder + head}]
+    return [{"params": encoder}, {"params": head, "lr": head_learning_rate}]
+
+
 def uses_bf16(precision: str, device: torch.device) -> bool:
     """Whether training runs under bf16 autocast: 'bf16' anywhere, 'auto' on CUDA; weights stay fp32."""
     return precision == "bf16" or (precision == "auto" and device.type == "cuda")

@@ -17,6 +17,7 @@ from torch import nn
 
 from bertdistill.config import NeuralConfig, StudentsConfig
 from bertdistill.core import files
+from bertdistill.core.training import parameter_groups
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer
 from bertdistill.students import load_student
@@ -80,6 +81,9 @@ class MiniBertStudent(NeuralStudent):
 
     def epochs(self) -> int:
         return self.config.transformer_epochs or self.config.neural.epochs
+
+    def parameter_groups(self, module: nn.Module) -> list[dict]:
+        return parameter_groups(module.model, self.config.neural.transformer_head_learning_rate)
 
     def copied_layers(self, config: NeuralConfig, total: int) -> list[int]:
         """Which of the source's `total` layers the student copies, bottom first."""

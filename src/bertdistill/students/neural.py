@@ -101,6 +101,10 @@ class NeuralStudent:
         """The most epochs to train for (early stopping may end training sooner)."""
         return self.config.neural.epochs
 
+    def parameter_groups(self, module: nn.Module) -> list[dict]:
+        """What AdamW trains, as parameter groups (one, at the training rate, unless a family splits them)."""
+        return [{"params": list(module.parameters())}]
+
     # -- the protocol ----------------------------------------------------------------------------------------
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -305,8 +309,9 @@ class TrainingLoop:
         guide = self.student.guide(data, train_ids, self.device)
         steps_per_epoch = -(-len(train_ids) // self.config.batch_size)
         total = steps_per_epoch * self.epochs
-        optimization = Optimization(module.parameters(), self.learning_rate, self.config.weight_decay,
-                                    self.config.warmup_ratio, total, self.config.max_grad_norm, self.device,
+        optimization = Optimization(self.student.parameter_groups(module), self.learning_rate,
+                                    self.config.weight_decay, self.config.warmup_ratio, total,
+                                    self.config.max_grad_norm, self.device,
                                     uses_bf16(self.config.precision, self.device))
         state = self._resume(module, optimization)
         labels = None if data.labels is None else torch.as_tensor(data.labels)

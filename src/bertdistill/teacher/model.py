@@ -21,7 +21,7 @@ from bertdistill.config import TeacherConfig
 from bertdistill.core import files
 from bertdistill.core.batching import encode, length_grouped_batches, pad_batch, predict_in_length_order
 from bertdistill.core.processes import Shard
-from bertdistill.core.training import Optimization, uses_bf16
+from bertdistill.core.training import Optimization, parameter_groups, uses_bf16
 from bertdistill.data import Dataset
 from bertdistill.errors import BertdistillError
 from bertdistill.evaluation.metrics import Scorer, probabilities
@@ -174,17 +174,6 @@ def fine_tune(dataset: Dataset, config: TeacherConfig, scorer: Scorer, out: Path
         _publish_best(out, scores)
     shard.barrier()
     return final
-
-
-def parameter_groups(model, head_learning_rate: float | None) -> list[dict]:
-    """The pretrained encoder's parameters and the classification head's (those outside the encoder, i.e. not
-    under the model's `base_model_prefix`); the head gets `head_learning_rate` where one is set."""
-    prefix = model.base_model_prefix + "."
-    encoder = [p for name, p in model.named_parameters() if name.startswith(prefix)]
-    head = [p for name, p in model.named_parameters() if not name.startswith(prefix)]
-    if head_learning_rate is None:
-        return [{"params": encoder + head}]
-    return [{"params": encoder}, {"params": head, "lr": head_learning_rate}]
 
 
 def class_weights(labels: np.ndarray, task: str, kind: str) -> torch.Tensor | None:
