@@ -142,8 +142,7 @@ def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, mon
             super().__init__(given[-1], *args)
 
     monkeypatch.setattr(neural, "Optimization", Recorded)
-    neural_config = QUICK.model_copy(update={"transformer_head_learning_rate": 1e-2})
-    student = REGISTRY["minibert-kd"](StudentsConfig(neural=neural_config))
+    student = REGISTRY["minibert-kd"](StudentsConfig(neural=QUICK, transformer_head_learning_rate=1e-2))
     logits = np.zeros((len(multilabel_dataset.train), multilabel_dataset.num_labels), dtype=np.float32)
     data = TrainingData(multilabel_dataset.train.texts, multilabel_dataset.train.labels, logits,
                         multilabel_dataset.task, multilabel_dataset.label_names, MINILM)
@@ -156,6 +155,9 @@ def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, mon
     assert len(encoder["params"]) + len(head["params"]) == len(names)
     fit("minibert-kd", multilabel_dataset)
     assert len(given[-1]) == 1
+    # a setting of the mini-transformers alone: changing it retrains no other family
+    assert all(("transformer_head_learning_rate" in REGISTRY[kind].config_fields) == kind.startswith("minibert")
+               for kind in ("minibert-kd", "minibert-full", "minibert-full-kd", "cnn-kd", "static-kd", "bilstm"))
 
 
 def test_an_assistant_that_tokenizes_otherwise_fails_before_training(multiclass_dataset, tmp_path):

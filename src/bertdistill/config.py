@@ -137,9 +137,6 @@ class NeuralConfig(_Section):
     static_width: int = Field(256, ge=2)  # static students: PCA width of the distilled token table
     static_source: str = "teacher"  # static students: the encoder whose outputs make the table
     transformer_learning_rate: float = Field(5e-5, gt=0)
-    # mini-transformer students: the classification head's own rate (None: transformer_learning_rate). A fresh head
-    # at an encoder's rate hardly moves, and rare labels suffer (as the teacher's `head_learning_rate`)
-    transformer_head_learning_rate: float | None = Field(None, gt=0)
     fasttext_learning_rate: float = Field(1e-2, gt=0)  # bag-of-embeddings models want a larger step
     loss: LossConfig | None = None  # distilled variants; None: KL (multiclass) or soft BCE (multilabel)
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -174,6 +171,9 @@ class StudentsConfig(_Section):
     # mini-transformer students (and an assistant they train): the most epochs, when it differs from the other
     # neural students' `neural.epochs` (a pretrained encoder needs fewer passes than a CNN learning from scratch)
     transformer_epochs: int | None = Field(None, ge=1)
+    # mini-transformer students: the classification head's own rate (None: neural.transformer_learning_rate). A
+    # fresh head at an encoder's rate hardly moves, and rare labels suffer (as the teacher's `head_learning_rate`)
+    transformer_head_learning_rate: float | None = Field(None, gt=0)
     # minibert-kd: a deeper mini-transformer whose hidden states the student's layers also learn, weighted against
     # the usual loss (students/layer_distillation.py). N (an int): a `minibert-kd` of N layers with the same
     # settings, trained first as part of this student's training; a folder: a trained student with the same

@@ -41,7 +41,8 @@ class MiniTransformerModule(nn.Module):
 
 class MiniBertStudent(NeuralStudent):
     kind = "minibert"
-    config_fields = (*NeuralStudent.config_fields, "transformer_layer_choice", "transformer_epochs")
+    config_fields = (*NeuralStudent.config_fields, "transformer_layer_choice", "transformer_epochs",
+                     "transformer_head_learning_rate")
 
     @classmethod
     def check(cls, config: StudentsConfig, task: str, teacher: str) -> None:
@@ -83,7 +84,7 @@ class MiniBertStudent(NeuralStudent):
         return self.config.transformer_epochs or self.config.neural.epochs
 
     def parameter_groups(self, module: nn.Module) -> list[dict]:
-        return parameter_groups(module.model, self.config.neural.transformer_head_learning_rate)
+        return parameter_groups(module.model, self.config.transformer_head_learning_rate)
 
     def copied_layers(self, config: NeuralConfig, total: int) -> list[int]:
         """Which of the source's `total` layers the student copies, bottom first."""
@@ -178,7 +179,7 @@ class FullMiniBertStudent(MiniBertStudent):
     `transformer_layers`, `transformer_layer_choice` and the assistant do not apply (nothing deeper to learn from);
     `transformer_epochs` does. The hard-label twin is the source fine-tuned on gold labels alone."""
     kind = "minibert-full"
-    config_fields = (*NeuralStudent.config_fields, "transformer_epochs")
+    config_fields = (*NeuralStudent.config_fields, "transformer_epochs", "transformer_head_learning_rate")
 
     @classmethod
     def check_depth(cls, config: StudentsConfig, source: str) -> None:
