@@ -129,7 +129,7 @@ def test_the_pretrained_assistant_guides_a_multilabel_student_under_bf16(multila
     assert not np.allclose(probabilities.sum(axis=1), 1.0)
 
 
-def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, monkeypatch):
+def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, monkeypatch, tmp_path):
     """transformer_head_learning_rate: AdamW gets the encoder at the training rate and the fresh classification
     head, alone, at its own; without it, one group."""
     from bertdistill.students import neural
@@ -155,6 +155,19 @@ def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, mon
     assert len(encoder["params"]) + len(head["params"]) == len(names)
     fit("minibert-kd", multilabel_dataset)
     assert len(given[-1]) == 1
+    # a checkpoint left by a run without the head rate is not resumed with it (AdamW's groups would not match)
+    real_checkpoint = neural.TrainingLoop._checkpoint
+
+    def stop_after_the_first_epoch(self, state, *args):
+        real_checkpoint(self, state, *args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(neural.TrainingLoop, "_checkpoint", stop_after_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        fit("minibert-kd", multilabel_dataset, checkpoint_dir=tmp_path / "ckpt")
+    monkeypatch.setattr(neural.TrainingLoop, "_checkpoint", real_checkpoint)
+    with pytest.raises(BertdistillError, match="another architecture or configuration"):
+        fit("minibert-kd", multilabel_dataset, checkpoint_dir=tmp_path / "ckpt", transformer_head_learning_rate=1e-2)
     # a setting of the mini-transformers alone: changing it retrains no other family
     assert all(("transformer_head_learning_rate" in REGISTRY[kind].config_fields) == kind.startswith("minibert")
                for kind in ("minibert-kd", "minibert-full", "minibert-full-kd", "cnn-kd", "static-kd", "bilstm"))

@@ -358,9 +358,11 @@ class TrainingLoop:
               + (" (early stop)" if state["stopped"] else ""))
 
     def _signature(self) -> dict:
-        return {"kind": self.student.kind, "arch": self.student.arch_, "config": self.config.model_dump(mode="json"),
-                "seed": self.student.config.seed, "learning_rate": self.learning_rate,
-                "epochs": self.epochs}
+        """What a checkpoint must match to resume: the family, its shape, every [students] setting it reads
+        (`config_fields`: a head rate or an assistant as well as [students.neural]), the rate and epochs."""
+        settings = self.student.config.model_dump(mode="json", include=set(self.student.config_fields))
+        return {"kind": self.student.kind, "arch": self.student.arch_, "settings": settings,
+                "learning_rate": self.learning_rate, "epochs": self.epochs}
 
     def _checkpoint(self, state: dict, module, optimization: Optimization) -> None:
         if self.folder is None:
