@@ -142,12 +142,7 @@ def test_the_head_trains_at_its_own_rate_when_one_is_set(multilabel_dataset, mon
             super().__init__(given[-1], *args)
 
     monkeypatch.setattr(neural, "Optimization", Recorded)
-    student = REGISTRY["minibert-kd"](StudentsConfig(neural=QUICK, transformer_head_learning_rate=1e-2))
-    logits = np.zeros((len(multilabel_dataset.train), multilabel_dataset.num_labels), dtype=np.float32)
-    data = TrainingData(multilabel_dataset.train.texts, multilabel_dataset.train.labels, logits,
-                        multilabel_dataset.task, multilabel_dataset.label_names, MINILM)
-    student.fit(data, multilabel_dataset.val.texts, multilabel_dataset.val.labels,
-                Scorer.for_dataset(multilabel_dataset, None, None), None)
+    student = fit("minibert-kd", multilabel_dataset, transformer_head_learning_rate=1e-2)
     encoder, head = given[-1]
     names = {id(p): name for name, p in student.module_.model.named_parameters()}
     assert {names[id(p)] for p in head["params"]} == {"classifier.weight", "classifier.bias"}
