@@ -23,7 +23,7 @@ from bertdistill import pipeline
 from bertdistill.config import apply_overrides, config_from_dict
 from bertdistill.core import files
 from bertdistill.evaluation.latency import benchmark_texts, limited_threads, single_text_latency
-from bertdistill.labels import soft_labels
+from bertdistill.evaluation.metrics import probabilities
 from bertdistill.rundir import ChildRun
 from bertdistill.teacher.model import Teacher
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {}
     with limited_threads(settings.threads):
         for name, model in models.items():
-            splits = teacher_scores(run, model) if name == "teacher" else scores(run, model)
+            splits = teacher_scores(run) if name == "teacher" else scores(run, model)
             result[name] = {**splits, "p50_ms": single_text_latency(model.predict_proba, texts, settings.warmup,
                                                                     name)["p50"]}
     for name, row in result.items():
@@ -68,14 +68,12 @@ def scores(run: ChildRun, model) -> dict:
     return {name: run.scorer.score(split.labels, model.predict_proba(split.texts)) for name, split in splits.items()}
 
 
-def teacher_scores(run: ChildRun, teacher: Teacher) -> dict:
-    """The teacher's val and test scores, computed once per teacher (minutes at one thread on long comments) and
-    kept beside the variants; its latency is still measured in each variant's process."""
-    texts = soft_labels.texts_fingerprint(run.dataset.val.texts + run.dataset.test.texts)
-    path = run.out.parent / f"teacher-scores-{soft_labels.teacher_key(run.teacher_dir)}-{texts}.json"
-    if not path.exists():
-        files.write_json(path, scores(run, teacher))
-    return files.read_json(path)
+def teacher_scores(run: ChildRun) -> dict:
+    """The teacher's val and test scores from the logits its run cached when labeling: the numbers the leaderboard
+    reports, without minutes of inference at one thread on long comments."""
+    return {split: run.scorer.score(run.dataset.split(split).labels,
+                                    probabilities(pipeline.teacher_logits(run, split), run.dataset.task))
+            for split in ("val", "test")}
 
 
 if __name__ == "__main__":

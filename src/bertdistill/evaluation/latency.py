@@ -39,11 +39,12 @@ def single_text_latency(predict: Predict, texts: list[str], warmup: int, label: 
             "mean": float(timings.mean()), "n": len(timings)}
 
 
-def throughput(predict: Predict, texts: list[str], batch_size: int) -> float:
+def throughput(predict: Predict, texts: list[str], batch_size: int, label: str = "") -> float:
     """Texts per second when predicting in batches of `batch_size` (after one warm-up batch)."""
     predict(texts[:batch_size])
     start = time.perf_counter()
-    for offset in range(0, len(texts), batch_size):
+    for offset in tqdm(range(0, len(texts), batch_size), desc=f"throughput {label}".strip(), unit="batch",
+                       leave=False):
         predict(texts[offset:offset + batch_size])
     return len(texts) / (time.perf_counter() - start)
 

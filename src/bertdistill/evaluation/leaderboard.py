@@ -65,7 +65,7 @@ def evaluate_model(run: Run, name: str, model, teacher_val: np.ndarray,
         latency = single_text_latency(model.predict_proba, benchmark_texts(dataset.test.texts, settings.latency_texts),
                                       settings.warmup, name)
         rate = throughput(model.predict_proba, benchmark_texts(dataset.test.texts, settings.throughput_texts, seed=1),
-                          settings.throughput_batch)
+                          settings.throughput_batch, name)
     teacher_row = name in TEACHER_ROWS
     entry = {
         "name": name,
