@@ -192,6 +192,10 @@ class StudentsConfig(_Section):
             raise ValueError("must be 0 (keep every row) or at least 256: product quantization learns 256 centroids")
         return cutoff
 
+    def settings(self, fields: tuple[str, ...]) -> dict:
+        """The given settings as JSON: what a family reads (its `config_fields`), to tell when it must retrain."""
+        return self.model_dump(mode="json", include=set(fields))
+
 
 class EvalConfig(_Section):
     """How cost is measured: end-to-end single-text latency and batch throughput."""

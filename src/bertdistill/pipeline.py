@@ -260,7 +260,7 @@ UNKNOWN_CHANGE = ["?"]  # a record from before trained_with.json kept the settin
 def training_settings(run: Run, texts: list[str], fields: tuple[str, ...]) -> dict:
     """What a student learned from: the [students] `fields` it reads (so tuning the neural students leaves the
     TF-IDF ones trained, and the reverse), the teacher, its texts."""
-    return {"students": run.config.students.model_dump(mode="json", include=set(fields)),
+    return {"students": run.config.students.settings(fields),
             "teacher": soft_labels.teacher_key(run.teacher_dir, labeling_backend(run)),
             "texts": soft_labels.texts_fingerprint(texts)}
 
@@ -275,7 +275,7 @@ def training_key(run: Run, texts: list[str], fields: tuple[str, ...]) -> str:
 
 def setting_defaults(fields: tuple[str, ...]) -> dict:
     """The defaults of the [students] `fields`, shaped like `training_settings`."""
-    return {"students": StudentsConfig().model_dump(mode="json", include=set(fields))}
+    return {"students": StudentsConfig().settings(fields)}
 
 
 def changes_since_training(record: dict, settings: dict, defaults: dict) -> list[str]:

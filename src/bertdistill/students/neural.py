@@ -360,8 +360,8 @@ class TrainingLoop:
     def _signature(self) -> dict:
         """What a checkpoint must match to resume: the family, its shape, every [students] setting it reads
         (`config_fields`: a head rate or an assistant as well as [students.neural]), the rate and epochs."""
-        settings = self.student.config.model_dump(mode="json", include=set(self.student.config_fields))
-        return {"kind": self.student.kind, "arch": self.student.arch_, "settings": settings,
+        return {"kind": self.student.kind, "arch": self.student.arch_,
+                "settings": self.student.config.settings(self.student.config_fields),
                 "learning_rate": self.learning_rate, "epochs": self.epochs}
 
     def _checkpoint(self, state: dict, module, optimization: Optimization) -> None:
